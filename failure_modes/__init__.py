@@ -1,0 +1,1 @@
+"""The failure-mode catalog: one folder per failure mode, each a complete proof bundle."""

@@ -1,0 +1,153 @@
+"""`fmlab`: run the failure modes, and look at a lab database.
+
+Exit codes: 0 all invariants hold, 1 an invariant is violated, 2 the input was wrong (one
+line on stderr, nothing on disk changed).
+"""
+
+import argparse
+import json
+import random
+import sqlite3
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+from runtime import invariants, timeline
+from runtime.clock import SystemClock
+from runtime.errors import UsageError
+from runtime.queue import Queue, validated_payload
+from runtime.store import Store
+
+EXIT_OK, EXIT_VIOLATED, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr and exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def _seed(text: str) -> int:
+    try:
+        seed = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seed must be a whole number, got {text!r}") from None
+    if seed < 0:
+        raise argparse.ArgumentTypeError(f"seed must not be negative, got {seed}")
+    return seed
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="fmlab", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    commands.add_parser("list", help="list the failure modes")
+
+    show = commands.add_parser("show", help="print a failure mode's spec")
+    show.add_argument("fm")
+
+    run = commands.add_parser("run", help="run a failure mode and print its timeline")
+    run.add_argument("fm")
+    run.add_argument(
+        "--policy",
+        choices=("baseline", "guarded"),
+        default="baseline",
+        help="baseline: GUARDED with this FM's lever off (default); guarded: all on",
+    )
+    run.add_argument(
+        "--seed",
+        type=_seed,
+        default=None,
+        help="run seeded variation N instead of the scripted schedule",
+    )
+    run.add_argument("--format", choices=timeline.FORMATS, default="text")
+    run.add_argument(
+        "--db", type=Path, default=None, help="also save the run's database to this new file"
+    )
+
+    check = commands.add_parser("check", help="check every invariant over a lab database")
+    check.add_argument("--db", type=Path, default=Path("lab.db"))
+    check.add_argument(
+        "--final",
+        action="store_true",
+        help="the run is over: also require every job SUCCEEDED or DEAD",
+    )
+
+    show_timeline = commands.add_parser("timeline", help="print a lab database's history")
+    show_timeline.add_argument("--db", type=Path, default=Path("lab.db"))
+    show_timeline.add_argument("--format", choices=timeline.FORMATS, default="text")
+
+    submit = commands.add_parser("submit", help="submit a job to a lab database")
+    submit.add_argument("kind")
+    submit.add_argument("payload", help="the job's payload, a JSON object")
+    submit.add_argument("--db", type=Path, default=Path("lab.db"))
+    submit.add_argument("--key", default=None, help="idempotency key")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = _parser().parse_args(argv)
+        return _dispatch(args)
+    except UsageError as error:
+        print(f"fmlab: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except sqlite3.DatabaseError as error:
+        print(f"fmlab: error: database unreadable: {error}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from failure_modes import catalog
+
+    if args.command == "list":
+        print(f"{'id':<7} {'lever':<16} {'invariants':<18} title")
+        for fm in catalog.discover():
+            m = fm.meta
+            print(f"{m.id:<7} {m.lever:<16} {','.join(m.invariants):<18} {m.title}")
+        return EXIT_OK
+    if args.command == "show":
+        fm = catalog.find(args.fm)
+        print((fm.folder / "spec.md").read_text(), end="")
+        return EXIT_OK
+    if args.command == "run":
+        fm = catalog.find(args.fm)
+        if args.db is not None and args.db.exists():
+            raise UsageError(f"{args.db}: already exists; give a new file for the run")
+        result = fm.run(fm.policies(args.policy), seed=args.seed)
+        seed = "scripted schedule" if args.seed is None else f"seed {args.seed}"
+        title = f"{fm.meta.id} {fm.meta.title} | policy {args.policy} | {seed}"
+        print(timeline.render(result.events, result.violations, args.format, title=title), end="")
+        if args.db is not None:
+            result.store.backup_to(args.db)
+        return EXIT_VIOLATED if result.violations else EXIT_OK
+    if args.command in ("check", "timeline"):
+        store = Store.open(args.db, read_only=True)
+        try:
+            found = invariants.check(store, final=args.command == "check" and args.final)
+            if args.command == "timeline":
+                print(timeline.render(store.events(), found, args.format), end="")
+                return EXIT_OK
+            print(timeline.verdict(found))
+            return EXIT_VIOLATED if found else EXIT_OK
+        finally:
+            store.close()
+    if args.command == "submit":
+        try:
+            payload = json.loads(args.payload)
+        except json.JSONDecodeError as error:
+            raise UsageError(f"payload is not JSON: {error}") from None
+        validated_payload(args.kind, payload)
+        store = Store.open(args.db)
+        try:
+            queue = Queue(store, SystemClock(), random.Random(0))
+            print(queue.submit(args.kind, payload, idempotency_key=args.key))
+        finally:
+            store.close()
+        return EXIT_OK
+    raise AssertionError(f"unhandled command {args.command}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,41 @@
+"""One error hierarchy, so callers catch what they mean and nothing else.
+
+Prior art: Hypothesis keeps every public error in one module with a docstring saying who
+raises it. A person's mistake (bad flag, unknown FM, foreign database) is a `UsageError`
+and the CLI turns it into one line on stderr and exit 2.
+"""
+
+
+class LabError(Exception):
+    """Root of every error the lab raises on purpose."""
+
+
+class UsageError(LabError):
+    """Raised for input a person can fix: an unknown FM, a bad flag, a malformed payload."""
+
+
+class DatabaseError(UsageError):
+    """Raised by runtime.store when a database file is missing, corrupt, foreign or newer."""
+
+
+class IllegalTransition(LabError):
+    """Raised by runtime.states when code asks for a transition the state machine forbids.
+
+    Nothing is written: the check runs before the UPDATE, inside the same transaction.
+    """
+
+
+class LeaseLost(LabError):
+    """Raised by runtime.queue when a worker writes with a lease it no longer holds.
+
+    The lease expired, or another worker was granted a newer fencing token. The write is
+    refused and a `lease.lost` event records the refusal.
+    """
+
+
+class UnknownJob(UsageError):
+    """Raised by runtime.queue for a job id that does not exist."""
+
+
+class StepBudgetExceeded(LabError):
+    """Raised by runtime.sim when a run does not go quiet within `steps_max` steps."""

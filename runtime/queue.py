@@ -1,0 +1,593 @@
+"""The job queue: submit, lease, heartbeat, commit, ack, fail, reap, redrive.
+
+Prior art: SQS visibility timeouts (a lease that expires), Kleppmann's fencing tokens (a
+number that grows with every lease, checked on every write), huey's short list of storage
+verbs. Delivery is at-least-once: a job whose worker dies is leased again once its lease
+expires and the reaper has swept.
+
+Every public method is one store transaction, and every state change it makes is logged
+in the same transaction as one event whose detail records the move (`job_state`,
+`execution_state`: [before, after]). A worker's write (start, heartbeat, effect, commit,
+ack, fail) is fenced: it goes through only while the worker's lease is the job's newest
+and has not expired. A refused write changes nothing but a `lease.lost` event.
+"""
+
+import json
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from runtime import effects, states
+from runtime.clock import Clock
+from runtime.effects import Effect
+from runtime.errors import IllegalTransition, LeaseLost, UnknownJob, UsageError
+from runtime.policies import GUARDED, Policies
+from runtime.store import Store, Tx, dumps
+
+REAPER = "reaper"
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    kind: str
+    payload: dict[str, Any]
+    idempotency_key: str | None
+    state: str
+    attempts: int
+    max_attempts: int
+    run_at: float
+    fencing_token: int
+    last_error: str | None
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True)
+class Lease:
+    """What a worker holds while it runs one attempt of one job."""
+
+    job_id: int
+    execution_id: int
+    worker: str
+    fencing_token: int
+    attempt: int
+    expires_at: float
+
+
+@dataclass(frozen=True)
+class Statistics:
+    pending: int
+    running: int
+    succeeded: int
+    dead: int
+    oldest_pending_age_s: float
+
+
+def validated_payload(kind: str, payload: Any) -> str:
+    """The payload as canonical JSON, or UsageError for a job no worker could run."""
+    if not isinstance(kind, str) or not kind.strip():
+        raise UsageError(f"job kind must be a non-empty string, got {kind!r}")
+    if not isinstance(payload, dict):
+        raise UsageError(f"job payload must be a JSON object, got {type(payload).__name__}")
+    try:
+        return dumps(payload)
+    except (TypeError, ValueError) as error:
+        raise UsageError(f"job payload is not JSON: {error}") from None
+
+
+def next_retry_at(now: float, attempt: int, rng: random.Random, policies: Policies) -> float:
+    """Capped exponential backoff with full jitter: uniform in [0, min(max, base * 2^(n-1))].
+
+    Prior art: AWS Builders' Library, "Timeouts, retries, and backoff with jitter". Rounded
+    to the millisecond so timelines print the same bytes on every platform.
+    """
+    ceiling = min(policies.retry_delay_s_max, policies.retry_delay_s_base * 2 ** (attempt - 1))
+    return round(now + rng.uniform(0.0, ceiling), 3)
+
+
+class Queue:
+    def __init__(
+        self, store: Store, clock: Clock, rng: random.Random, policies: Policies = GUARDED
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.rng = rng
+        self.policies = policies
+
+    # --- client -----------------------------------------------------------------------
+
+    def submit(
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        idempotency_key: str | None = None,
+        max_attempts: int | None = None,
+        delay_s: float = 0.0,
+    ) -> int:
+        """Accept a job durably; returns its id. With a key already used, the first job's id.
+
+        Atomic: the job row and its `job.submitted` event commit together.
+        """
+        payload_json = validated_payload(kind, payload)
+        max_attempts = self.policies.attempts_max if max_attempts is None else max_attempts
+        if max_attempts < 1:
+            raise UsageError(f"max_attempts must be at least 1, got {max_attempts}")
+        if delay_s < 0:
+            raise UsageError(f"delay_s must not be negative, got {delay_s}")
+        now = self.clock.now()
+        with self.store.transaction() as tx:
+            if idempotency_key is not None:
+                row = tx.one("SELECT id FROM jobs WHERE idempotency_key = ?", (idempotency_key,))
+                if row is not None:
+                    tx.event(now, "job.submit_absorbed", job=row["id"], key=idempotency_key)
+                    return row["id"]
+            states.require_job_transition(None, states.PENDING)
+            cursor = tx.execute(
+                "INSERT INTO jobs (kind, payload, idempotency_key, state, max_attempts, run_at,"
+                " created_at, updated_at) VALUES (?, ?, ?, 'PENDING', ?, ?, ?, ?)",
+                (kind, payload_json, idempotency_key, max_attempts, now + delay_s, now, now),
+            )
+            job_id = cursor.lastrowid
+            assert job_id is not None
+            tx.event(
+                now,
+                "job.submitted",
+                job=job_id,
+                job_state=[None, states.PENDING],
+                kind=kind,
+                key=idempotency_key,
+                run_at=now + delay_s,
+            )
+        return job_id
+
+    # --- worker -----------------------------------------------------------------------
+
+    def lease(self, worker: str) -> Lease | None:
+        """Lease the oldest ready job to `worker`, or None when nothing is ready.
+
+        Atomic: the job goes RUNNING with a new fencing token, and the execution row and the
+        `job.leased` event are written, in one transaction.
+        """
+        now = self.clock.now()
+        with self.store.transaction() as tx:
+            row = tx.one(
+                "SELECT id, attempts, fencing_token FROM jobs"
+                " WHERE state = 'PENDING' AND run_at <= ? ORDER BY run_at, id LIMIT 1",
+                (now,),
+            )
+            if row is None:
+                return None
+            job_id, attempt, token = row["id"], row["attempts"] + 1, row["fencing_token"] + 1
+            expires_at = now + self.policies.lease_s
+            _move_job(
+                tx,
+                job_id,
+                states.PENDING,
+                states.RUNNING,
+                now,
+                attempts=attempt,
+                fencing_token=token,
+            )
+            states.require_execution_transition(None, states.LEASED)
+            cursor = tx.execute(
+                "INSERT INTO executions (job_id, attempt, worker, fencing_token,"
+                " lease_expires_at, status, started_at) VALUES (?, ?, ?, ?, ?, 'LEASED', ?)",
+                (job_id, attempt, worker, token, expires_at, now),
+            )
+            execution_id = cursor.lastrowid
+            assert execution_id is not None
+            tx.event(
+                now,
+                "job.leased",
+                job=job_id,
+                execution=execution_id,
+                worker=worker,
+                job_state=[states.PENDING, states.RUNNING],
+                execution_state=[None, states.LEASED],
+                attempt=attempt,
+                token=token,
+                lease_expires_at=expires_at,
+            )
+        return Lease(job_id, execution_id, worker, token, attempt, expires_at)
+
+    def heartbeat(self, lease: Lease) -> Lease:
+        """Extend a held lease by `lease_s` from now. Fenced."""
+
+        def extend(tx: Tx, now: float) -> Lease:
+            expires_at = now + self.policies.lease_s
+            tx.execute(
+                "UPDATE executions SET lease_expires_at = ? WHERE id = ?",
+                (expires_at, lease.execution_id),
+            )
+            tx.event(now, "lease.extended", **_at(lease), lease_expires_at=expires_at)
+            return Lease(
+                lease.job_id,
+                lease.execution_id,
+                lease.worker,
+                lease.fencing_token,
+                lease.attempt,
+                expires_at,
+            )
+
+        return self._fenced(lease, "heartbeat", extend)
+
+    def start(self, lease: Lease) -> None:
+        """Mark the execution IN_PROGRESS: the handler is about to run. Fenced."""
+
+        def mark(tx: Tx, now: float) -> None:
+            _move_execution(tx, lease.execution_id, states.LEASED, states.IN_PROGRESS, now)
+            tx.event(
+                now,
+                "execution.started",
+                **_at(lease),
+                execution_state=[states.LEASED, states.IN_PROGRESS],
+            )
+
+        self._fenced(lease, "start", mark)
+
+    def apply_effect(self, lease: Lease, effect: Effect) -> None:
+        """Apply the effect on its own, outside the commit (commit boundary off). Fenced."""
+        self._fenced(
+            lease,
+            "apply effect",
+            lambda tx, now: effects.apply(
+                tx,
+                now,
+                effect,
+                job_id=lease.job_id,
+                execution_id=lease.execution_id,
+                worker=lease.worker,
+            ),
+        )
+
+    def commit(self, lease: Lease, effect: Effect) -> None:
+        """Record that the attempt's work is done. Fenced.
+
+        With the commit boundary (GUARDED), the effect is written here, in the same
+        transaction, unless this job's effect is already recorded: then the repeat is
+        absorbed (`effect.absorbed`) and nothing is applied twice.
+        """
+
+        def mark(tx: Tx, now: float) -> None:
+            if self.policies.commit_boundary:
+                first = effects.find(tx, effect, job_id=lease.job_id)
+                if first is None:
+                    effects.apply(
+                        tx,
+                        now,
+                        effect,
+                        job_id=lease.job_id,
+                        execution_id=lease.execution_id,
+                        worker=lease.worker,
+                    )
+                else:
+                    tx.event(
+                        now,
+                        "effect.absorbed",
+                        **_at(lease),
+                        sink=effect.sink,
+                        key=effect.key,
+                        effect=first.id,
+                        first_execution=first.execution_id,
+                    )
+            _move_execution(tx, lease.execution_id, states.IN_PROGRESS, states.COMMITTED, now)
+            tx.event(
+                now,
+                "execution.committed",
+                **_at(lease),
+                execution_state=[states.IN_PROGRESS, states.COMMITTED],
+            )
+
+        self._fenced(lease, "commit", mark)
+
+    def ack(self, lease: Lease) -> None:
+        """Finish the job: SUCCEEDED, execution DONE, lease released. Fenced."""
+
+        def finish(tx: Tx, now: float) -> None:
+            _move_execution(
+                tx, lease.execution_id, states.COMMITTED, states.DONE, now, finished_at=now
+            )
+            _move_job(tx, lease.job_id, states.RUNNING, states.SUCCEEDED, now)
+            tx.event(
+                now,
+                "job.succeeded",
+                **_at(lease),
+                job_state=[states.RUNNING, states.SUCCEEDED],
+                execution_state=[states.COMMITTED, states.DONE],
+            )
+
+        self._fenced(lease, "ack", finish)
+
+    def fail(self, lease: Lease, error: str) -> str:
+        """Record a failed attempt with its error; retry later, or DEAD once attempts are spent.
+
+        Returns the job's new state. Fenced. The error is kept on the execution, in
+        `last_error`, and in the event, so a dead job carries every reason it died.
+        """
+        if not error:
+            raise UsageError("a failure needs an error message")
+
+        def record(tx: Tx, now: float) -> str:
+            execution = tx.one("SELECT status FROM executions WHERE id = ?", (lease.execution_id,))
+            assert execution is not None
+            before = execution["status"]
+            _move_execution(
+                tx, lease.execution_id, before, states.FAILED, now, error=error, finished_at=now
+            )
+            job = _job_row(tx, lease.job_id)
+            if job["attempts"] >= job["max_attempts"]:
+                _move_job(tx, lease.job_id, states.RUNNING, states.DEAD, now, last_error=error)
+                tx.event(
+                    now,
+                    "job.dead",
+                    **_at(lease),
+                    error=error,
+                    attempts=job["attempts"],
+                    job_state=[states.RUNNING, states.DEAD],
+                    execution_state=[before, states.FAILED],
+                )
+                return states.DEAD
+            retry_at = next_retry_at(now, job["attempts"], self.rng, self.policies)
+            _move_job(
+                tx,
+                lease.job_id,
+                states.RUNNING,
+                states.PENDING,
+                now,
+                last_error=error,
+                run_at=retry_at,
+            )
+            tx.event(
+                now,
+                "job.retry_scheduled",
+                **_at(lease),
+                error=error,
+                retry_at=retry_at,
+                attempts=job["attempts"],
+                job_state=[states.RUNNING, states.PENDING],
+                execution_state=[before, states.FAILED],
+            )
+            return states.PENDING
+
+        return self._fenced(lease, "fail", record)
+
+    # --- operators and housekeeping --------------------------------------------------
+
+    def reap(self) -> list[int]:
+        """Rescue every expired lease; returns the ids of the jobs rescued.
+
+        Atomic: the whole sweep is one transaction. Each rescued execution goes ABORTED
+        with the reason; its job goes back to PENDING, or DEAD when its attempts are spent.
+        A `reaper.swept` event marks the sweep, rescued or not, so INV_004 can tell a
+        lease nobody swept from one the reaper missed.
+        """
+        now = self.clock.now()
+        rescued: list[int] = []
+        with self.store.transaction() as tx:
+            expired = tx.execute(
+                "SELECT e.id, e.job_id, e.status, e.worker, e.lease_expires_at,"
+                " j.attempts, j.max_attempts FROM executions e JOIN jobs j ON j.id = e.job_id"
+                " WHERE e.status IN ('LEASED', 'IN_PROGRESS', 'COMMITTED')"
+                " AND e.lease_expires_at <= ? AND j.state = 'RUNNING'"
+                " AND j.fencing_token = e.fencing_token ORDER BY e.id",
+                (now,),
+            ).fetchall()
+            for row in expired:
+                error = f"lease of {row['worker']} expired at {row['lease_expires_at']:.3f}"
+                _move_execution(
+                    tx, row["id"], row["status"], states.ABORTED, now, error=error, finished_at=now
+                )
+                moved = dict(
+                    job=row["job_id"],
+                    execution=row["id"],
+                    worker=REAPER,
+                    execution_state=[row["status"], states.ABORTED],
+                )
+                if row["attempts"] >= row["max_attempts"]:
+                    error += "; attempts spent"
+                    _move_job(tx, row["job_id"], states.RUNNING, states.DEAD, now, last_error=error)
+                    tx.event(
+                        now,
+                        "job.dead",
+                        **moved,
+                        error=error,
+                        attempts=row["attempts"],
+                        job_state=[states.RUNNING, states.DEAD],
+                    )
+                else:
+                    _move_job(
+                        tx,
+                        row["job_id"],
+                        states.RUNNING,
+                        states.PENDING,
+                        now,
+                        last_error=error,
+                        run_at=now,
+                    )
+                    tx.event(
+                        now,
+                        "lease.expired",
+                        **moved,
+                        error=error,
+                        job_state=[states.RUNNING, states.PENDING],
+                    )
+                rescued.append(row["job_id"])
+            tx.event(now, "reaper.swept", worker=REAPER, rescued=rescued)
+        return rescued
+
+    def redrive(self, job_id: int, *, reason: str, by: str = "operator") -> None:
+        """Give a DEAD job a fresh attempt budget. Explicit, logged, never automatic."""
+        if not reason:
+            raise UsageError("a redrive needs a reason")
+        now = self.clock.now()
+        with self.store.transaction() as tx:
+            job = _job_row(tx, job_id)
+            if job["state"] != states.DEAD:
+                raise UsageError(f"job {job_id} is {job['state']}, only a DEAD job is redriven")
+            _move_job(tx, job_id, states.DEAD, states.PENDING, now, attempts=0, run_at=now)
+            tx.event(
+                now,
+                "job.redriven",
+                job=job_id,
+                worker=by,
+                reason=reason,
+                attempts_before=job["attempts"],
+                job_state=[states.DEAD, states.PENDING],
+            )
+
+    def note(
+        self, type: str, *, worker: str | None = None, job: int | None = None, **detail: Any
+    ) -> int:
+        """Append an annotation (a fault injected, an operator's remark). Changes no state."""
+        with self.store.transaction() as tx:
+            return tx.event(self.clock.now(), type, job=job, worker=worker, **detail)
+
+    # --- reads ------------------------------------------------------------------------
+
+    def get(self, job_id: int) -> Job:
+        row = self.store.one("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        if row is None:
+            raise UnknownJob(f"no job {job_id}")
+        return _job(row)
+
+    def jobs(self) -> list[Job]:
+        return [_job(row) for row in self.store.all("SELECT * FROM jobs ORDER BY id")]
+
+    def has_ready(self) -> bool:
+        return (
+            self.store.one(
+                "SELECT 1 FROM jobs WHERE state = 'PENDING' AND run_at <= ? LIMIT 1",
+                (self.clock.now(),),
+            )
+            is not None
+        )
+
+    def has_expired_lease(self) -> bool:
+        return (
+            self.store.one(
+                "SELECT 1 FROM executions e JOIN jobs j ON j.id = e.job_id"
+                " WHERE e.status IN ('LEASED', 'IN_PROGRESS', 'COMMITTED')"
+                " AND e.lease_expires_at <= ? AND j.state = 'RUNNING'"
+                " AND j.fencing_token = e.fencing_token LIMIT 1",
+                (self.clock.now(),),
+            )
+            is not None
+        )
+
+    def next_deadline(self) -> float | None:
+        """The next instant after now when something becomes due: a lease expiry or a retry."""
+        now = self.clock.now()
+        return self.store.one(
+            "SELECT min(t) FROM ("
+            " SELECT run_at AS t FROM jobs WHERE state = 'PENDING' AND run_at > ?"
+            " UNION ALL SELECT lease_expires_at FROM executions"
+            " WHERE status IN ('LEASED', 'IN_PROGRESS', 'COMMITTED') AND lease_expires_at > ?)",
+            (now, now),
+        )[0]
+
+    def statistics(self) -> Statistics:
+        now = self.clock.now()
+        counts = {state: 0 for state in states.JOB_STATES}
+        for row in self.store.all("SELECT state, count(*) FROM jobs GROUP BY state"):
+            counts[row[0]] = row[1]
+        oldest = self.store.one("SELECT min(created_at) FROM jobs WHERE state = 'PENDING'")[0]
+        return Statistics(
+            pending=counts[states.PENDING],
+            running=counts[states.RUNNING],
+            succeeded=counts[states.SUCCEEDED],
+            dead=counts[states.DEAD],
+            oldest_pending_age_s=0.0 if oldest is None else now - oldest,
+        )
+
+    # --- fencing ----------------------------------------------------------------------
+
+    def _fenced(self, lease: Lease, action: str, write: Callable[[Tx, float], T]) -> T:
+        """Run `write` only while `lease` is still held; otherwise log the refusal and raise."""
+        now = self.clock.now()
+        with self.store.transaction() as tx:
+            lost = _lost_reason(tx, lease, now)
+            if lost is None:
+                return write(tx, now)
+            tx.event(
+                now,
+                "lease.lost",
+                **_at(lease),
+                action=action,
+                reason=lost,
+                token=lease.fencing_token,
+            )
+        raise LeaseLost(f"{lease.worker} cannot {action} job {lease.job_id}: {lost}")
+
+
+def _lost_reason(tx: Tx, lease: Lease, now: float) -> str | None:
+    row = tx.one(
+        "SELECT j.state, j.fencing_token, e.status, e.lease_expires_at FROM jobs j"
+        " JOIN executions e ON e.job_id = j.id WHERE j.id = ? AND e.id = ?",
+        (lease.job_id, lease.execution_id),
+    )
+    if row is None:
+        raise UnknownJob(f"no execution {lease.execution_id} of job {lease.job_id}")
+    if row["fencing_token"] != lease.fencing_token:
+        return f"token {lease.fencing_token} is stale; job {lease.job_id} is at {row[1]}"
+    if row["status"] not in states.EXECUTION_OPEN or row["state"] != states.RUNNING:
+        return f"execution is {row['status']}, job is {row['state']}"
+    if row["lease_expires_at"] <= now:
+        return f"lease expired at {row['lease_expires_at']:.3f}"
+    return None
+
+
+def _at(lease: Lease) -> dict[str, Any]:
+    return {"job": lease.job_id, "execution": lease.execution_id, "worker": lease.worker}
+
+
+def _job_row(tx: Tx, job_id: int) -> Any:
+    row = tx.one("SELECT * FROM jobs WHERE id = ?", (job_id,))
+    if row is None:
+        raise UnknownJob(f"no job {job_id}")
+    return row
+
+
+def _move_job(tx: Tx, job_id: int, before: str, after: str, now: float, **columns: Any) -> None:
+    """Move a job between states; refuses illegal moves and moves from a state it is not in."""
+    states.require_job_transition(before, after)
+    _update(tx, "jobs", job_id, "state", before, after, updated_at=now, **columns)
+
+
+def _move_execution(
+    tx: Tx, execution_id: int, before: str, after: str, now: float, **columns: Any
+) -> None:
+    states.require_execution_transition(before, after)
+    _update(tx, "executions", execution_id, "status", before, after, **columns)
+
+
+def _update(
+    tx: Tx, table: str, row_id: int, column: str, before: str, after: str, **columns: Any
+) -> None:
+    sets = ", ".join([f"{column} = ?", *(f"{name} = ?" for name in columns)])
+    cursor = tx.execute(
+        f"UPDATE {table} SET {sets} WHERE id = ? AND {column} = ?",
+        (after, *columns.values(), row_id, before),
+    )
+    if cursor.rowcount != 1:
+        raise IllegalTransition(f"{table} {row_id} is not {before}; cannot move it to {after}")
+
+
+def _job(row: Any) -> Job:
+    return Job(
+        id=row["id"],
+        kind=row["kind"],
+        payload=json.loads(row["payload"]),
+        idempotency_key=row["idempotency_key"],
+        state=row["state"],
+        attempts=row["attempts"],
+        max_attempts=row["max_attempts"],
+        run_at=row["run_at"],
+        fencing_token=row["fencing_token"],
+        last_error=row["last_error"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )

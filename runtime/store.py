@@ -1,0 +1,292 @@
+"""The durable store: one SQLite database holding jobs, executions, effects and the log.
+
+Every operation of the runtime is one `BEGIN IMMEDIATE` transaction (`Store.transaction`),
+so a crash between two operations leaves the database at one of them, never between.
+File databases run in WAL mode with a busy timeout and `synchronous=FULL`: an operation
+that returned is on disk. The event log is append-only, and the database itself refuses
+UPDATE and DELETE on it (triggers), so no bug in Python can rewrite history.
+
+A file is checked before anything is written to it: missing, corrupt, foreign (another
+application's database) or newer-schema files raise `DatabaseError` and stay untouched.
+Schema versions are `PRAGMA user_version`; ownership is `PRAGMA application_id`.
+"""
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from runtime.errors import DatabaseError
+
+APPLICATION_ID = 0x464D4C42  # "FMLB": marks a database as this lab's.
+SQLITE_HEADER = b"SQLite format 3\x00"
+BUSY_TIMEOUT_S = 5.0
+
+MIGRATIONS: dict[int, str] = {
+    1: """
+    CREATE TABLE jobs (
+        id              INTEGER PRIMARY KEY,
+        kind            TEXT    NOT NULL,
+        payload         TEXT    NOT NULL CHECK (json_valid(payload)),
+        idempotency_key TEXT    UNIQUE,
+        state           TEXT    NOT NULL
+                        CHECK (state IN ('PENDING', 'RUNNING', 'SUCCEEDED', 'DEAD')),
+        attempts        INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+        max_attempts    INTEGER NOT NULL CHECK (max_attempts >= 1),
+        run_at          REAL    NOT NULL,
+        fencing_token   INTEGER NOT NULL DEFAULT 0,
+        last_error      TEXT,
+        created_at      REAL    NOT NULL,
+        updated_at      REAL    NOT NULL
+    );
+    CREATE INDEX jobs_ready ON jobs (state, run_at, id);
+
+    CREATE TABLE executions (
+        id               INTEGER PRIMARY KEY,
+        job_id           INTEGER NOT NULL REFERENCES jobs (id),
+        attempt          INTEGER NOT NULL,
+        worker           TEXT    NOT NULL,
+        fencing_token    INTEGER NOT NULL,
+        lease_expires_at REAL    NOT NULL,
+        status           TEXT    NOT NULL CHECK (status IN
+                         ('LEASED', 'IN_PROGRESS', 'COMMITTED', 'DONE', 'ABORTED', 'FAILED')),
+        error            TEXT,
+        started_at       REAL    NOT NULL,
+        finished_at      REAL,
+        UNIQUE (job_id, fencing_token)
+    );
+
+    CREATE TABLE effects (
+        id           INTEGER PRIMARY KEY,
+        sink         TEXT    NOT NULL,
+        key          TEXT    NOT NULL,
+        job_id       INTEGER NOT NULL REFERENCES jobs (id),
+        execution_id INTEGER NOT NULL REFERENCES executions (id),
+        detail       TEXT    NOT NULL CHECK (json_valid(detail)),
+        at           REAL    NOT NULL
+    );
+    CREATE INDEX effects_by_key ON effects (sink, key);
+
+    CREATE TABLE events (
+        seq          INTEGER PRIMARY KEY,
+        at           REAL    NOT NULL,
+        type         TEXT    NOT NULL,
+        job_id       INTEGER,
+        execution_id INTEGER,
+        worker       TEXT,
+        detail       TEXT    NOT NULL CHECK (json_valid(detail))
+    );
+    CREATE TRIGGER events_are_append_only_update BEFORE UPDATE ON events
+    BEGIN SELECT RAISE(ABORT, 'events are append-only: UPDATE refused'); END;
+    CREATE TRIGGER events_are_append_only_delete BEFORE DELETE ON events
+    BEGIN SELECT RAISE(ABORT, 'events are append-only: DELETE refused'); END;
+    """,
+}
+SCHEMA_VERSION = max(MIGRATIONS)
+
+
+@dataclass(frozen=True)
+class Event:
+    seq: int
+    at: float
+    type: str
+    job_id: int | None
+    execution_id: int | None
+    worker: str | None
+    detail: dict[str, Any]
+
+
+class Tx:
+    """An open `BEGIN IMMEDIATE` transaction. Everything done through it commits together."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, params: tuple | dict = ()) -> sqlite3.Cursor:
+        return self._conn.execute(sql, params)
+
+    def one(self, sql: str, params: tuple | dict = ()) -> sqlite3.Row | None:
+        return self._conn.execute(sql, params).fetchone()
+
+    def event(
+        self,
+        at: float,
+        type: str,
+        *,
+        job: int | None = None,
+        execution: int | None = None,
+        worker: str | None = None,
+        **detail: Any,
+    ) -> int:
+        """Append one event; returns its seq. Seqs are gap-free: nothing is ever deleted."""
+        cursor = self._conn.execute(
+            "INSERT INTO events (at, type, job_id, execution_id, worker, detail)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (at, type, job, execution, worker, dumps(detail)),
+        )
+        seq = cursor.lastrowid
+        assert seq is not None
+        return seq
+
+
+class Store:
+    """A connection to one lab database. Not thread-safe: one Store per thread or process."""
+
+    def __init__(self, conn: sqlite3.Connection, path: str) -> None:
+        self._conn = conn
+        self.path = path
+
+    @classmethod
+    def memory(cls) -> "Store":
+        return cls.open(":memory:")
+
+    @classmethod
+    def open(cls, path: str | Path, *, create: bool = True, read_only: bool = False) -> "Store":
+        """Open (and migrate) a lab database, refusing any file that is not one of ours.
+
+        `create=False` refuses a missing file; `read_only=True` never writes, not even a
+        migration, so an older lab database is read as it stands.
+        """
+        path = str(path)
+        if path == ":memory:":
+            conn = _connect(path)
+            _migrate(conn)
+            return cls(conn, path)
+        file = Path(path)
+        if file.exists():
+            _inspect(file)
+        elif not create or read_only:
+            raise DatabaseError(f"{path}: no such database file")
+        if read_only:
+            conn = _connect(f"file:{file.resolve()}?mode=ro", uri=True)
+        else:
+            conn = _connect(path)
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = FULL")
+            _migrate(conn)
+        return cls(conn, path)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        """One atomic operation: `BEGIN IMMEDIATE`, commit on success, roll back on error.
+
+        IMMEDIATE takes the write lock up front, so two writers queue on the busy timeout
+        instead of failing half-way with "database is locked" on upgrade.
+        """
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield Tx(self._conn)
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    def one(self, sql: str, params: tuple | dict = ()) -> sqlite3.Row | None:
+        return self._conn.execute(sql, params).fetchone()
+
+    def all(self, sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:
+        return self._conn.execute(sql, params).fetchall()
+
+    def events(self, after_seq: int = 0) -> list[Event]:
+        rows = self._conn.execute(
+            "SELECT seq, at, type, job_id, execution_id, worker, detail FROM events"
+            " WHERE seq > ? ORDER BY seq",
+            (after_seq,),
+        ).fetchall()
+        return [
+            Event(
+                r["seq"],
+                r["at"],
+                r["type"],
+                r["job_id"],
+                r["execution_id"],
+                r["worker"],
+                json.loads(r["detail"]),
+            )
+            for r in rows
+        ]
+
+    def schema_version(self) -> int:
+        return self._conn.execute("PRAGMA user_version").fetchone()[0]
+
+    def backup_to(self, path: str | Path) -> None:
+        """Copy this database, consistent at one instant, to a new file."""
+        target = sqlite3.connect(str(path))
+        try:
+            self._conn.backup(target)
+            target.execute("PRAGMA journal_mode = WAL")
+        finally:
+            target.close()
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def dumps(value: Any) -> str:
+    """Canonical JSON: sorted keys, no spaces, so equal values are equal bytes."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _connect(target: str, *, uri: bool = False) -> sqlite3.Connection:
+    conn = sqlite3.connect(target, isolation_level=None, timeout=BUSY_TIMEOUT_S, uri=uri)
+    conn.row_factory = sqlite3.Row
+    conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+    conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+def _inspect(file: Path) -> None:
+    """Refuse, before writing anything, a file that is not a lab database we can open."""
+    with file.open("rb") as handle:
+        header = handle.read(len(SQLITE_HEADER))
+    if header != SQLITE_HEADER:
+        what = "empty" if not header else "not a SQLite database"
+        raise DatabaseError(f"{file}: {what}; refusing to touch it")
+    try:
+        conn = sqlite3.connect(f"file:{file.resolve()}?mode=ro", uri=True)
+        try:
+            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as error:
+        raise DatabaseError(f"{file}: corrupt database ({error})") from None
+    if app_id != APPLICATION_ID:
+        raise DatabaseError(f"{file}: not a failure-mode-lab database (application_id {app_id})")
+    if version > SCHEMA_VERSION:
+        raise DatabaseError(
+            f"{file}: schema version {version} is newer than this lab's {SCHEMA_VERSION};"
+            " upgrade failure-mode-lab"
+        )
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring the schema up to SCHEMA_VERSION, one migration per transaction."""
+    current = conn.execute("PRAGMA user_version").fetchone()[0]
+    for version in range(current + 1, SCHEMA_VERSION + 1):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _statements(MIGRATIONS[version]):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            conn.execute(f"PRAGMA user_version = {version}")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration into statements, keeping trigger bodies whole."""
+    statements, buffer = [], ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            statements.append(buffer.strip())
+            buffer = ""
+    assert not buffer.strip(), f"incomplete statement in migration: {buffer!r}"
+    return statements

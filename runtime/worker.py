@@ -1,0 +1,69 @@
+"""One worker: carries one lease through named steps, as a generator.
+
+A worker yields after each step, so whoever drives it (a scripted scenario, the simulator)
+decides when the next step runs, can interleave several workers, and can crash one
+between any two steps by simply never resuming it. A crash loses only what was in memory;
+everything durable is in the store.
+
+    leased -> started -> effect_applied -> committed -> acked
+
+`effect_applied` is the point where the handler has produced its effect. Without the
+commit boundary the effect is written right there, on its own; with it (GUARDED) the
+effect waits in memory and is written inside the commit, so a crash between the two
+leaves nothing half-done. A handler that raises ends the attempt at `failed` (the error is
+recorded and the job retried or dead-lettered); a refused write ends it at `lease_lost`.
+"""
+
+from collections.abc import Callable, Iterator, Mapping
+
+from runtime.effects import Effect
+from runtime.errors import LeaseLost
+from runtime.queue import Job, Queue
+
+STEPS = ("leased", "started", "effect_applied", "committed", "acked")
+ENDINGS = ("failed", "lease_lost")
+
+Handler = Callable[[Job], Effect]
+
+
+class Worker:
+    def __init__(self, name: str, queue: Queue, handlers: Mapping[str, Handler]) -> None:
+        self.name = name
+        self.queue = queue
+        self.handlers = handlers
+
+    def attempt(self) -> Iterator[str]:
+        """Lease one ready job and run it, yielding each step's name once it is done.
+
+        Yields nothing when no job is ready.
+        """
+        lease = self.queue.lease(self.name)
+        if lease is None:
+            return
+        yield "leased"
+        try:
+            self.queue.start(lease)
+            yield "started"
+            job = self.queue.get(lease.job_id)
+            handler = self.handlers.get(job.kind)
+            try:
+                if handler is None:
+                    raise LookupError(f"no handler for job kind {job.kind!r}")
+                effect = handler(job)
+            except Exception as error:  # noqa: BLE001 - a failed attempt becomes recorded state
+                self.queue.fail(lease, f"{type(error).__name__}: {error}")
+                yield "failed"
+                return
+            if not self.queue.policies.commit_boundary:
+                self.queue.apply_effect(lease, effect)
+            yield "effect_applied"
+            self.queue.commit(lease, effect)
+            yield "committed"
+            self.queue.ack(lease)
+            yield "acked"
+        except LeaseLost:
+            yield "lease_lost"
+
+    def run_one(self) -> list[str]:
+        """Run one attempt to its end, with no one interleaving; returns the steps taken."""
+        return list(self.attempt())
