@@ -75,3 +75,64 @@ def find(name: str) -> FailureMode:
                 return load(folder)
     known = ", ".join(f.name[:6] for f in folders()) or "none"
     raise UsageError(f"unknown failure mode {name!r}; known: {known}")
+
+
+SPEC_SECTIONS = (
+    "Trigger",
+    "Symptoms",
+    "Violated invariants",
+    "Detection",
+    "Prevention / recovery",
+    "Acceptance",
+    "References",
+)
+
+
+def bundle_problems(folder: Path) -> list[str]:
+    """Everything that keeps `folder` from being a complete failure-mode bundle, in words."""
+    from runtime.invariants import BY_ID
+    from runtime.policies import LEVERS
+
+    name = folder.name
+    match = FOLDER.match(name)
+    if not match:
+        return [f"{name}: folder name must be FM_NNN_snake_case"]
+    number = match.group(1)
+    problems = []
+    for required in (
+        "__init__.py",
+        "spec.md",
+        "scenario.py",
+        f"tests/test_repro_fm{number}.py",
+        f"tests/test_prevent_fm{number}.py",
+    ):
+        if not (folder / required).is_file():
+            problems.append(f"{name}: missing {required}")
+    if problems:
+        return problems
+    spec = (folder / "spec.md").read_text()
+    headings = {line.lstrip("#").strip() for line in spec.splitlines() if line.startswith("## ")}
+    problems += [f"{name}/spec.md: no '## {s}' section" for s in SPEC_SECTIONS if s not in headings]
+    if "TODO(" in spec:
+        problems.append(f"{name}/spec.md: still has TODO( placeholders")
+    try:
+        meta = load(folder).meta
+    except Exception as error:  # noqa: BLE001 - reported, not swallowed: this is a lint
+        return [*problems, f"{name}/scenario.py: cannot load META ({error!r})"]
+    if meta.id != f"FM_{number}":
+        problems.append(f"{name}: META.id is {meta.id!r}, the folder says FM_{number}")
+    if meta.lever not in LEVERS:
+        problems.append(
+            f"{name}: META.lever {meta.lever!r} is not a lever of Policies ({', '.join(LEVERS)})"
+        )
+    if not meta.invariants:
+        problems.append(f"{name}: META.invariants names no invariant")
+    for inv in meta.invariants:
+        if inv not in BY_ID:
+            problems.append(f"{name}: META names {inv}, which docs/01_invariants.md lacks")
+        elif inv not in spec:
+            problems.append(f"{name}/spec.md: does not mention {inv}, which META names")
+    for text in (meta.title, meta.summary):
+        if "TODO(" in text:
+            problems.append(f"{name}: META still has TODO( placeholders")
+    return problems

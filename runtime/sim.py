@@ -79,6 +79,7 @@ class Simulation:
         self.steps = 0
         self._running: dict[str, Iterator[str]] = {}
         self._paused_until: dict[str, float] = {}
+        self._last_step: dict[str, str] = {}
         self._violations: dict[str, Violation] = {}
         self.job_ids = [self.queue.submit(job.kind, dict(job.payload)) for job in scenario.jobs]
 
@@ -99,7 +100,7 @@ class Simulation:
         attempt = self._running.pop(worker, None)
         if attempt is not None:
             attempt.close()
-        self.queue.note("fault.crash", worker=worker)
+        self.queue.note("fault.crash", worker=worker, after=self._last_step.get(worker))
 
     def advance(self, seconds: float) -> None:
         self.clock.advance(seconds)
@@ -161,6 +162,7 @@ class Simulation:
         if step is None:
             del self._running[worker]
         else:
+            self._last_step[worker] = step
             self._inject(worker, step)
         self._check(final=False)
         return step

@@ -13,6 +13,7 @@ Schema versions are `PRAGMA user_version`; ownership is `PRAGMA application_id`.
 
 import json
 import sqlite3
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -161,7 +162,7 @@ class Store:
         elif not create or read_only:
             raise DatabaseError(f"{path}: no such database file")
         if read_only:
-            conn = _connect(f"file:{file.resolve()}?mode=ro", uri=True)
+            conn = _connect(_read_only_uri(file), uri=True)
         else:
             conn = _connect(path)
             conn.execute("PRAGMA journal_mode = WAL")
@@ -238,6 +239,19 @@ def _connect(target: str, *, uri: bool = False) -> sqlite3.Connection:
     return conn
 
 
+def _read_only_uri(file: Path) -> str:
+    """A URI that reads `file` without creating anything beside it.
+
+    A plain read-only open of a WAL database creates its -wal and -shm files. When there is
+    no -wal file, no writer is attached and the file alone is the whole database, so it is
+    opened `immutable`, which creates nothing. When there is one, those files already exist.
+    """
+    uri = f"file:{urllib.parse.quote(str(file.resolve()))}?mode=ro"
+    if not Path(f"{file}-wal").exists():
+        uri += "&immutable=1"
+    return uri
+
+
 def _inspect(file: Path) -> None:
     """Refuse, before writing anything, a file that is not a lab database we can open."""
     with file.open("rb") as handle:
@@ -246,7 +260,7 @@ def _inspect(file: Path) -> None:
         what = "empty" if not header else "not a SQLite database"
         raise DatabaseError(f"{file}: {what}; refusing to touch it")
     try:
-        conn = sqlite3.connect(f"file:{file.resolve()}?mode=ro", uri=True)
+        conn = sqlite3.connect(_read_only_uri(file), uri=True)
         try:
             app_id = conn.execute("PRAGMA application_id").fetchone()[0]
             version = conn.execute("PRAGMA user_version").fetchone()[0]

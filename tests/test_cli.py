@@ -1,0 +1,107 @@
+"""`fmlab`, as a person uses it: list, show, run (timeline + verdict + exit code), and the
+commands over a database file. Exit 0 = every invariant holds, 1 = one is violated."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from runtime.cli import main
+
+FMLAB = Path(sys.executable).parent / "fmlab"
+
+
+def fmlab(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_list_names_each_failure_mode_with_its_lever(capsys):
+    code, out, _ = fmlab(capsys, "list")
+    assert code == 0
+    assert "FM_001" in out and "commit_boundary" in out and "INV_001" in out
+
+
+@pytest.mark.parametrize("name", ["FM_001", "fm1", "1", "FM_001_duplicate_retry"])
+def test_show_prints_the_spec(capsys, name):
+    code, out, _ = fmlab(capsys, "show", name)
+    assert code == 0
+    assert out.startswith("# FM_001: Duplicate effect on retry")
+
+
+def test_run_baseline_shows_the_break_and_exits_1(capsys):
+    code, out, err = fmlab(capsys, "run", "FM_001", "--policy", "baseline")
+    assert code == 1 and err == ""
+    assert "VERDICT: violated INV_001, INV_002" in out
+    assert "!! fault.crash" in out  # the timeline shows where the harness broke it
+
+
+def test_run_guarded_shows_the_fix_and_exits_0(capsys):
+    code, out, _ = fmlab(capsys, "run", "FM_001", "--policy", "guarded")
+    assert code == 0
+    assert out.rstrip().endswith("VERDICT: every invariant holds")
+
+
+def test_run_formats(capsys):
+    _, mermaid, _ = fmlab(capsys, "run", "FM_001", "--format", "mermaid")
+    assert mermaid.startswith("sequenceDiagram\n")
+    assert "Note over store: INV_001 violated" in mermaid
+    _, raw, _ = fmlab(capsys, "run", "FM_001", "--format", "json")
+    document = json.loads(raw)
+    assert document["verdict"] == "violated"
+    assert {v["inv"] for v in document["violations"]} == {"INV_001", "INV_002"}
+    [duplicate] = [v for v in document["violations"] if v["inv"] == "INV_001"]
+    assert duplicate["evidence"]["executions"] == [1, 2]
+
+
+@pytest.mark.parametrize("fmt", ["text", "mermaid", "json"])
+def test_one_seed_prints_the_same_bytes_every_time(capsys, fmt):
+    runs = [fmlab(capsys, "run", "FM_001", "--seed", "7", "--format", fmt) for _ in range(2)]
+    assert runs[0] == runs[1]
+
+
+def test_the_installed_command_is_deterministic_across_processes():
+    """Separate processes, same seed: byte-identical output (no hash seeds, no wall time)."""
+    outputs = [
+        subprocess.run(
+            [FMLAB, "run", "FM_001", "--policy", "baseline", "--seed", "3"],
+            capture_output=True,
+            check=False,
+        )
+        for _ in range(2)
+    ]
+    assert outputs[0].returncode == outputs[1].returncode
+    assert outputs[0].stdout == outputs[1].stdout and outputs[0].stdout
+
+
+def test_seeds_explore_different_timelines(capsys):
+    timelines = {fmlab(capsys, "run", "FM_001", "--seed", str(seed))[1] for seed in range(10)}
+    assert len(timelines) == 10
+
+
+def test_a_saved_run_is_checked_again_from_the_file(capsys, tmp_path):
+    db = tmp_path / "run.db"
+    code, _, _ = fmlab(capsys, "run", "FM_001", "--db", str(db))
+    assert code == 1 and db.exists()
+
+    code, out, _ = fmlab(capsys, "check", "--db", str(db))
+    assert code == 1 and "INV_001" in out
+
+    code, out, _ = fmlab(capsys, "timeline", "--db", str(db))
+    assert code == 0 and "effect.applied" in out
+
+
+def test_submit_then_check(capsys, tmp_path):
+    db = str(tmp_path / "lab.db")
+    assert fmlab(capsys, "submit", "award_points", '{"order": 7}', "--db", db)[1] == "1\n"
+    again = fmlab(capsys, "submit", "award_points", '{"order": 7}', "--db", db, "--key", "o7")
+    assert again[1] == "2\n"
+    same_key = fmlab(capsys, "submit", "award_points", '{"order": 7}', "--db", db, "--key", "o7")
+    assert same_key[1] == "2\n"  # the idempotency key returns the first job
+
+    assert fmlab(capsys, "check", "--db", db)[0] == 0  # pending work is fine mid-run...
+    code, out, _ = fmlab(capsys, "check", "--db", db, "--final")
+    assert code == 1 and "INV_004" in out  # ...but not when the run is declared over
