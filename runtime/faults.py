@@ -51,7 +51,9 @@ class FaultPlan:
     def __post_init__(self) -> None:
         for fault in self.faults:
             if fault.step not in STEPS + ENDINGS:
-                raise ValueError(f"unknown step {fault.step!r}; steps are {', '.join(STEPS)}")
+                raise ValueError(
+                    f"unknown step {fault.step!r}; steps are {', '.join(STEPS + ENDINGS)}"
+                )
             if fault.occurrence < 1:
                 raise ValueError(f"occurrence counts from 1, got {fault.occurrence}")
             if isinstance(fault, PauseAfter | AdvanceClock) and fault.seconds < 0:

@@ -84,7 +84,8 @@ def next_retry_at(now: float, attempt: int, rng: random.Random, policies: Polici
     Prior art: AWS Builders' Library, "Timeouts, retries, and backoff with jitter". Rounded
     to the millisecond so timelines print the same bytes on every platform.
     """
-    ceiling = min(policies.retry_delay_s_max, policies.retry_delay_s_base * 2 ** (attempt - 1))
+    doublings = min(attempt - 1, 1023)  # 2.0 ** 1024 overflows a float; the cap is long hit
+    ceiling = min(policies.retry_delay_s_max, policies.retry_delay_s_base * 2.0**doublings)
     return round(now + rng.uniform(0.0, ceiling), 3)
 
 

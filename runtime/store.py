@@ -227,8 +227,11 @@ class Store:
 
 
 def dumps(value: Any) -> str:
-    """Canonical JSON: sorted keys, no spaces, so equal values are equal bytes."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    """Canonical JSON: sorted keys, no spaces, so equal values are equal bytes.
+
+    NaN and Infinity are refused (ValueError): Python writes them, but they are not JSON.
+    """
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
 def _connect(target: str, *, uri: bool = False) -> sqlite3.Connection:
@@ -264,7 +267,9 @@ def _inspect(file: Path) -> None:
         try:
             app_id = conn.execute("PRAGMA application_id").fetchone()[0]
             version = conn.execute("PRAGMA user_version").fetchone()[0]
-            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            # Every page, not just the schema: a damaged table or index is refused here,
+            # not found half-way through the first operation that happens to touch it.
+            verdict = conn.execute("PRAGMA quick_check(1)").fetchone()[0]
         finally:
             conn.close()
     except sqlite3.DatabaseError as error:
@@ -276,6 +281,8 @@ def _inspect(file: Path) -> None:
             f"{file}: schema version {version} is newer than this lab's {SCHEMA_VERSION};"
             " upgrade failure-mode-lab"
         )
+    if verdict != "ok":
+        raise DatabaseError(f"{file}: corrupt database ({verdict.splitlines()[-1]})")
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
