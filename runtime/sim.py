@@ -148,7 +148,7 @@ class Simulation:
             self.store,
             self.clock.now(),
             self.steps,
-            list(self._violations.values()),
+            sorted(self._violations.values(), key=lambda v: v.inv),
         )
 
     # --- internals ---------------------------------------------------------------------
