@@ -8,33 +8,15 @@ seqs). Each forgery breaks one thing only, so each test expects exactly one viol
 real run through Queue and Worker, using every verb, must report nothing at all.
 """
 
-import random
-
 import pytest
 
-from runtime.clock import SimClock
 from runtime.effects import Effect
 from runtime.errors import LeaseLost
 from runtime.invariants import APPEND_ONLY_TRIGGERS, INVARIANTS, Evidence, Violation, check
-from runtime.policies import Policies
 from runtime.queue import REAPER, Job, Lease, Queue
 from runtime.store import Event, Store, Tx
 from runtime.worker import Worker
-
-POLICIES = Policies(
-    commit_boundary=True,
-    lease_s=30.0,
-    attempts_max=3,
-    retry_delay_s_base=1.0,
-    retry_delay_s_max=60.0,
-)
-POINTS = Effect(sink="ledger", key="order-1001", detail={"points": 50})
-ORDER = {"order": 1001, "points": 50}
-
-
-def new_queue(seed: int = 0) -> tuple[Queue, SimClock]:
-    clock = SimClock(start=0.0)
-    return Queue(Store.memory(), clock, random.Random(seed), POLICIES), clock
+from tests.support import ORDER, POINTS, POLICIES, new_queue
 
 
 def the_violation(store: Store, inv: str, *, final: bool = False) -> Violation:

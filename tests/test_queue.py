@@ -12,27 +12,10 @@ from fractions import Fraction
 import pytest
 
 from runtime import effects, states
-from runtime.clock import SimClock
-from runtime.effects import Effect
 from runtime.errors import IllegalTransition, LeaseLost, UnknownJob, UsageError
 from runtime.policies import Policies
 from runtime.queue import REAPER, Lease, Queue, Statistics, next_retry_at
-from runtime.store import Store
-
-POLICIES = Policies(
-    commit_boundary=True,
-    lease_s=30.0,
-    attempts_max=3,
-    retry_delay_s_base=1.0,
-    retry_delay_s_max=60.0,
-)
-POINTS = Effect(sink="ledger", key="order-1001", detail={"points": 50})
-ORDER = {"order": 1001, "points": 50}
-
-
-def new_queue(policies: Policies = POLICIES, *, seed: int = 0) -> tuple[Queue, SimClock]:
-    clock = SimClock(start=0.0)
-    return Queue(Store.memory(), clock, random.Random(seed), policies), clock
+from tests.support import ORDER, POINTS, POLICIES, new_queue
 
 
 def everything(queue: Queue) -> dict[str, list[tuple]]:

@@ -32,18 +32,11 @@ from runtime import invariants
 from runtime.clock import SimClock
 from runtime.effects import Effect
 from runtime.errors import IllegalTransition, LeaseLost, UsageError
-from runtime.policies import Policies
 from runtime.queue import Lease, Queue
 from runtime.states import COMMITTED, DEAD, IN_PROGRESS, LEASED, PENDING, RUNNING, SUCCEEDED
 from runtime.store import Store
+from tests.support import POLICIES
 
-POLICIES = Policies(
-    commit_boundary=True,
-    lease_s=30.0,
-    attempts_max=3,
-    retry_delay_s_base=1.0,
-    retry_delay_s_max=60.0,
-)
 KEYS = ("order-1", "order-2", "order-3")
 CLOCK_STEPS_S = (0.0, 0.5, 1.0, 2.0, 5.0, 29.5, 30.0, 31.0, 61.0)
 """Small steps for interleavings; and to just before, exactly onto and past the end of a
