@@ -77,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     show_timeline = commands.add_parser("timeline", help="print a lab database's history")
     show_timeline.add_argument("--db", type=Path, default=Path("lab.db"))
     show_timeline.add_argument("--format", choices=timeline.FORMATS, default="text")
+    show_timeline.set_defaults(final=False)  # a timeline may be of a run still going
 
     submit = commands.add_parser("submit", help="submit a job to a lab database")
     submit.add_argument("kind")
@@ -125,7 +126,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command in ("check", "timeline"):
         store = Store.open(args.db, read_only=True)
         try:
-            found = invariants.check(store, final=args.command == "check" and args.final)
+            found = invariants.check(store, final=args.final)
             if args.command == "timeline":
                 print(timeline.render(store.events(), found, args.format), end="")
                 return EXIT_OK

@@ -26,6 +26,13 @@ from runtime.policies import GUARDED, Policies
 from runtime.store import Store, Tx, dumps
 
 REAPER = "reaper"
+_EXPIRED_LEASES = (
+    "FROM executions e JOIN jobs j ON j.id = e.job_id"
+    " WHERE e.status IN ('LEASED', 'IN_PROGRESS', 'COMMITTED')"
+    " AND e.lease_expires_at <= ? AND j.state = 'RUNNING'"
+    " AND j.fencing_token = e.fencing_token"
+)
+"""The open executions whose lease had run out by `?`: what the reaper rescues."""
 T = TypeVar("T")
 
 
@@ -220,7 +227,7 @@ class Queue:
         """Mark the execution IN_PROGRESS: the handler is about to run. Fenced."""
 
         def mark(tx: Tx, now: float) -> None:
-            _move_execution(tx, lease.execution_id, states.LEASED, states.IN_PROGRESS, now)
+            _move_execution(tx, lease.execution_id, states.LEASED, states.IN_PROGRESS)
             tx.event(
                 now,
                 "execution.started",
@@ -275,7 +282,7 @@ class Queue:
                         effect=first.id,
                         first_execution=first.execution_id,
                     )
-            _move_execution(tx, lease.execution_id, states.IN_PROGRESS, states.COMMITTED, now)
+            _move_execution(tx, lease.execution_id, states.IN_PROGRESS, states.COMMITTED)
             tx.event(
                 now,
                 "execution.committed",
@@ -289,9 +296,7 @@ class Queue:
         """Finish the job: SUCCEEDED, execution DONE, lease released. Fenced."""
 
         def finish(tx: Tx, now: float) -> None:
-            _move_execution(
-                tx, lease.execution_id, states.COMMITTED, states.DONE, now, finished_at=now
-            )
+            _move_execution(tx, lease.execution_id, states.COMMITTED, states.DONE, finished_at=now)
             _move_job(tx, lease.job_id, states.RUNNING, states.SUCCEEDED, now)
             tx.event(
                 now,
@@ -317,7 +322,7 @@ class Queue:
             assert execution is not None
             before = execution["status"]
             _move_execution(
-                tx, lease.execution_id, before, states.FAILED, now, error=error, finished_at=now
+                tx, lease.execution_id, before, states.FAILED, error=error, finished_at=now
             )
             job = _job_row(tx, lease.job_id)
             if job["attempts"] >= job["max_attempts"]:
@@ -371,16 +376,13 @@ class Queue:
         with self.store.transaction() as tx:
             expired = tx.execute(
                 "SELECT e.id, e.job_id, e.status, e.worker, e.lease_expires_at,"
-                " j.attempts, j.max_attempts FROM executions e JOIN jobs j ON j.id = e.job_id"
-                " WHERE e.status IN ('LEASED', 'IN_PROGRESS', 'COMMITTED')"
-                " AND e.lease_expires_at <= ? AND j.state = 'RUNNING'"
-                " AND j.fencing_token = e.fencing_token ORDER BY e.id",
+                f" j.attempts, j.max_attempts {_EXPIRED_LEASES} ORDER BY e.id",
                 (now,),
             ).fetchall()
             for row in expired:
                 error = f"lease of {row['worker']} expired at {row['lease_expires_at']:.3f}"
                 _move_execution(
-                    tx, row["id"], row["status"], states.ABORTED, now, error=error, finished_at=now
+                    tx, row["id"], row["status"], states.ABORTED, error=error, finished_at=now
                 )
                 moved = dict(
                     job=row["job_id"],
@@ -470,10 +472,7 @@ class Queue:
     def has_expired_lease(self) -> bool:
         return (
             self.store.one(
-                "SELECT 1 FROM executions e JOIN jobs j ON j.id = e.job_id"
-                " WHERE e.status IN ('LEASED', 'IN_PROGRESS', 'COMMITTED')"
-                " AND e.lease_expires_at <= ? AND j.state = 'RUNNING'"
-                " AND j.fencing_token = e.fencing_token LIMIT 1",
+                f"SELECT 1 {_EXPIRED_LEASES} LIMIT 1",
                 (self.clock.now(),),
             )
             is not None
@@ -558,9 +557,7 @@ def _move_job(tx: Tx, job_id: int, before: str, after: str, now: float, **column
     _update(tx, "jobs", job_id, "state", before, after, updated_at=now, **columns)
 
 
-def _move_execution(
-    tx: Tx, execution_id: int, before: str, after: str, now: float, **columns: Any
-) -> None:
+def _move_execution(tx: Tx, execution_id: int, before: str, after: str, **columns: Any) -> None:
     states.require_execution_transition(before, after)
     _update(tx, "executions", execution_id, "status", before, after, **columns)
 

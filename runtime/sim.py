@@ -51,7 +51,6 @@ class RunResult:
     seed: int
     policies: Policies
     store: Store
-    now: float
     steps: int
     violations: list[Violation]
 
@@ -146,7 +145,6 @@ class Simulation:
             self.seed,
             self.scenario.policies,
             self.store,
-            self.clock.now(),
             self.steps,
             sorted(self._violations.values(), key=lambda v: v.inv),
         )

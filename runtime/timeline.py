@@ -136,7 +136,8 @@ def _moves(e: Event) -> str:
 
 
 def _detail(e: Event) -> str:
-    parts = [_moves(e)] if _moves(e) else []
+    moves = _moves(e)
+    parts = [moves] if moves else []
     for key, value in sorted(e.detail.items()):
         if key in ("job_state", "execution_state") or value in (None, [], ""):
             continue

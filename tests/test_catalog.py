@@ -45,7 +45,9 @@ def test_the_break_needs_the_lever_off_and_the_fix_needs_it_on(fm):
 
 @pytest.mark.parametrize("fm", FAILURE_MODES, ids=IDS)
 def test_violations_carry_evidence(fm):
-    for violation in fm.run(fm.baseline).violations:
+    violations = fm.run(fm.baseline).violations
+    assert violations, "the baseline reported nothing: there is no evidence to check"
+    for violation in violations:
         assert violation.inv in BY_ID
         assert violation.evidence.jobs, violation
         assert violation.evidence.events, violation
