@@ -121,7 +121,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         title = f"{fm.meta.id} {fm.meta.title} | policy {args.policy} | {seed}"
         print(timeline.render(result.events, result.violations, args.format, title=title), end="")
         if args.db is not None:
-            result.store.backup_to(args.db)
+            result.save(args.db)
         return EXIT_VIOLATED if result.violations else EXIT_OK
     if args.command in ("check", "timeline"):
         store = Store.open(args.db, read_only=True)

@@ -18,6 +18,12 @@ class DatabaseError(UsageError):
     """Raised by runtime.store when a database file is missing, corrupt, foreign or newer."""
 
 
+class StoreUnavailable(LabError):
+    """Raised by runtime.store when a transaction cannot begin or commit ("database is
+    locked", an I/O error). Nothing of the transaction was written: the caller may retry.
+    """
+
+
 class IllegalTransition(LabError):
     """Raised by runtime.states when code asks for a transition the state machine forbids.
 

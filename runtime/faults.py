@@ -1,15 +1,42 @@
-"""Fault plans: what breaks, where and when. Policies say what guards; faults say what goes wrong.
+"""Faults: what breaks, where and when. Policies say what guards; faults say what goes wrong.
 
-A fault fires after a named worker step (see runtime.worker.STEPS): the `occurrence`-th
-time the step is reached by the named worker (any worker when `worker` is None). Plans are
-frozen values, so a scenario states its faults up front; a FaultInjector counts arrivals
-during one run.
+Two ways to say it:
+- a `FaultPlan` is a script: this fault after that worker's n-th arrival at that step,
+  for a repro a reader can follow (see runtime.worker.STEPS);
+- a `FaultMix` is for exploration: a set of named fault *sites*, each switched on for a
+  run with probability `activation` and, once on, firing at each arrival with
+  probability `firing`. Two levels, so each seed explores its own mix of faults (swarm
+  testing: Groce et al., ISSTA 2012): a run where only pauses are on finds zombie bugs a
+  run drowning in crashes never reaches.
+
+The sites, and the failure modes that need them:
+- `crash@STEP`: the worker dies right after STEP (FM_001, FM_004, FM_007, FM_012);
+- `pause@STEP`: the worker stops right after STEP for longer than its lease, then wakes
+  and carries on: a zombie (FM_003);
+- `lost_ack`: the worker's acknowledgement never reaches the store (FM_001);
+- `duplicate_delivery`: a client's submit is delivered twice, as a client that timed out
+  and retried would (FM_008);
+- `clock_jump`: the clock steps forward past a lease, or back (FM_010);
+- `db_error`: the worker's next transaction fails to begin, like "database is locked"
+  (FM_007 and the real-process store).
 """
 
 from collections import Counter
 from dataclasses import dataclass
 
 from runtime.worker import ENDINGS, STEPS
+
+CRASH_STEPS = ("leased", "started", "effect_applied", "committed")
+"""The steps after which a crash or a pause leaves something to recover (after `acked`
+there is nothing left to lose)."""
+SITES: tuple[str, ...] = (
+    *(f"crash@{step}" for step in CRASH_STEPS),
+    *(f"pause@{step}" for step in CRASH_STEPS),
+    "lost_ack",
+    "duplicate_delivery",
+    "clock_jump",
+    "db_error",
+)
 
 
 @dataclass(frozen=True)
@@ -79,3 +106,27 @@ class FaultInjector:
             if self._arrivals[index] == fault.occurrence:
                 fired.append(fault)
         return fired
+
+
+@dataclass(frozen=True)
+class FaultMix:
+    """The fault sites an explored run may fire, and how likely each is."""
+
+    sites: tuple[str, ...] = SITES
+    activation: float = 0.5
+    """p: the chance a site is switched on for a run."""
+    firing: float = 0.05
+    """q: the chance a switched-on site fires at each arrival. At most one fault fires per
+    arrival, so the sites a worker reaches together are one decision on the tape."""
+
+    def __post_init__(self) -> None:
+        unknown = [site for site in self.sites if site not in SITES]
+        if unknown:
+            raise ValueError(f"unknown fault sites {unknown}; sites are {', '.join(SITES)}")
+        for name in ("activation", "firing"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} is a probability, got {getattr(self, name)}")
+
+
+ALL_FAULTS = FaultMix()
+NO_MIX = FaultMix(sites=())

@@ -22,6 +22,7 @@ from runtime import effects, states
 from runtime.clock import Clock
 from runtime.effects import Effect
 from runtime.errors import IllegalTransition, LeaseLost, UnknownJob, UsageError
+from runtime.marks import Marks
 from runtime.policies import GUARDED, Policies
 from runtime.store import Store, Tx, dumps
 
@@ -104,6 +105,7 @@ class Queue:
         self.clock = clock
         self.rng = rng
         self.policies = policies
+        self.marks = Marks()
 
     # --- client -----------------------------------------------------------------------
 
@@ -132,6 +134,7 @@ class Queue:
                 row = tx.one("SELECT id FROM jobs WHERE idempotency_key = ?", (idempotency_key,))
                 if row is not None:
                     tx.event(now, "job.submit_absorbed", job=row["id"], key=idempotency_key)
+                    self.marks.hit("submit.absorbed")
                     return row["id"]
             states.require_job_transition(None, states.PENDING)
             cursor = tx.execute(
@@ -282,6 +285,7 @@ class Queue:
                         effect=first.id,
                         first_execution=first.execution_id,
                     )
+                    self.marks.hit("effect.absorbed")
             _move_execution(tx, lease.execution_id, states.IN_PROGRESS, states.COMMITTED)
             tx.event(
                 now,
@@ -336,6 +340,7 @@ class Queue:
                     job_state=[states.RUNNING, states.DEAD],
                     execution_state=[before, states.FAILED],
                 )
+                self.marks.hit("job.dead")
                 return states.DEAD
             retry_at = next_retry_at(now, job["attempts"], self.rng, self.policies)
             _move_job(
@@ -357,6 +362,7 @@ class Queue:
                 job_state=[states.RUNNING, states.PENDING],
                 execution_state=[before, states.FAILED],
             )
+            self.marks.hit("retry.scheduled")
             return states.PENDING
 
         return self._fenced(lease, "fail", record)
@@ -401,6 +407,7 @@ class Queue:
                         attempts=row["attempts"],
                         job_state=[states.RUNNING, states.DEAD],
                     )
+                    self.marks.hit("job.dead")
                 else:
                     _move_job(
                         tx,
@@ -419,6 +426,7 @@ class Queue:
                         job_state=[states.RUNNING, states.PENDING],
                     )
                 rescued.append(row["job_id"])
+                self.marks.hit("reaper.rescued")
             tx.event(now, "reaper.swept", worker=REAPER, rescued=rescued)
         return rescued
 
@@ -459,6 +467,15 @@ class Queue:
 
     def jobs(self) -> list[Job]:
         return [_job(row) for row in self.store.all("SELECT * FROM jobs ORDER BY id")]
+
+    def due(self) -> tuple[bool, bool]:
+        """(has_ready(), has_expired_lease()) in one query: what a scheduler asks every step."""
+        row = self.store.one(
+            "SELECT EXISTS (SELECT 1 FROM jobs WHERE state = 'PENDING' AND run_at <= ?),"
+            f" EXISTS (SELECT 1 {_EXPIRED_LEASES})",
+            (self.clock.now(), self.clock.now()),
+        )
+        return bool(row[0]), bool(row[1])
 
     def has_ready(self) -> bool:
         return (
@@ -520,6 +537,7 @@ class Queue:
                 reason=lost,
                 token=lease.fencing_token,
             )
+        self.marks.hit("fence.refused")
         raise LeaseLost(f"{lease.worker} cannot {action} job {lease.job_id}: {lost}")
 
 

@@ -1,40 +1,82 @@
-"""A deterministic harness: real runtime, real SQLite, simulated time and scheduling.
+"""A deterministic simulator: real runtime, real SQLite, simulated time, scheduling and faults.
 
-Prior art: FoundationDB's simulator and TigerBeetle's VOPR: one seed owns every choice
-(which worker steps next, how long a step takes, backoff jitter), so a seed *is* a
-timeline, and the same seed prints the same bytes. Nothing is mocked: workers are the
-runtime's step generators over an in-memory SQLite store.
+Prior art: FoundationDB's simulator and TigerBeetle's VOPR. One `Choices` tape owns every
+decision (which actor steps next, which fault site is on, which fault fires, how long a
+step takes, the backoff jitter), so a seed *is* a timeline, the same seed prints the same
+bytes, and the tape replays it anywhere. Nothing is mocked: workers are the runtime's step
+generators over an in-memory SQLite store, and every invariant is checked after every
+step.
 
 Two ways to drive it:
 - scripted: `sim.step("w1", until="effect_applied")`, `sim.crash("w1")`, `sim.advance(31)`,
-  `sim.reap()`, `sim.drain()`: one exact schedule, for a repro a reader can follow;
-- explored: `sim.run()`: seeded random interleaving until every job is finished, with the
-  invariants checked after every step and the fault plan firing as workers reach steps.
+  `sim.reap()`, `sim.drain()`, `sim.finish()`: one exact schedule a reader can follow;
+- explored: `sim.run()`: a seeded interleaving of the workers and the reaper, with the
+  fault mix firing as workers reach their steps (the safety phase); then the faults heal
+  and the run goes on until quiet, and the end-of-run checks require every job to have
+  finished (the liveness phase).
 """
 
-import random
+import hashlib
+import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from runtime import invariants
+from runtime.choices import Choice, Choices, decisions
 from runtime.clock import SimClock
 from runtime.errors import StepBudgetExceeded
-from runtime.faults import NO_FAULTS, AdvanceClock, CrashAfter, FaultInjector, FaultPlan, PauseAfter
-from runtime.invariants import Violation
+from runtime.faults import (
+    CRASH_STEPS,
+    NO_FAULTS,
+    NO_MIX,
+    AdvanceClock,
+    CrashAfter,
+    FaultInjector,
+    FaultMix,
+    FaultPlan,
+    PauseAfter,
+)
+from runtime.invariants import Monitor, Violation, unwatch
+from runtime.marks import Marks
 from runtime.policies import GUARDED, Policies
-from runtime.queue import Queue
+from runtime.queue import REAPER, Queue
 from runtime.store import Event, Store
-from runtime.worker import Handler, Worker
+from runtime.worker import ENDINGS, Handler, Worker
 
 STEP_MS_MAX = 1000
-"""A worker step takes a whole number of milliseconds in [0, STEP_MS_MAX] of simulated time."""
+"""A step takes a whole number of milliseconds in [0, STEP_MS_MAX] of simulated time."""
+SCHEDULERS = ("random", "pct")
+PCT_DEPTH = 3
+"""PCT finds any bug of depth d (d ordering constraints) with probability at least
+1/(n * k^(d-1)) per run; d = 3 covers "A before B before C" (Burckhardt et al., 2010)."""
+PCT_HORIZON = 64
+"""Priority change points are drawn among the first PCT_HORIZON steps."""
+CLOCK_JUMPS = (1.0, 2.0, -0.5, -1.0)
+"""A clock jump moves time by one of these multiples of the lease: forward, or back."""
+_SITES_AFTER = {
+    step: (f"crash@{step}", f"pause@{step}", *(("lost_ack",) if step == "committed" else ()))
+    for step in CRASH_STEPS
+}
+"""The fault sites a worker arrives at after each step (besides those of every step)."""
+_SITES_ANY = ("clock_jump", "db_error")
+SAFETY_STEPS_MAX = 2_000
+"""Faults fire for at most this many steps; then they heal and the run must go quiet."""
+
+
+def worker_names(count: int) -> tuple[str, ...]:
+    """w1, w2, ...: the workers of an explored scenario."""
+    if count < 1:
+        raise ValueError(f"a scenario needs at least one worker, got {count}")
+    return tuple(f"w{n}" for n in range(1, count + 1))
 
 
 @dataclass(frozen=True)
 class JobSpec:
     kind: str
     payload: dict[str, Any] = field(default_factory=dict)
+    key: str | None = None
+    """The idempotency key the client submits with (and repeats, if its submit is retried)."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +86,9 @@ class Scenario:
     workers: tuple[str, ...] = ("w1", "w2")
     policies: Policies = GUARDED
     faults: FaultPlan = NO_FAULTS
+    """Scripted faults: exactly these, where they say."""
+    mix: FaultMix = NO_MIX
+    """Explored faults: sites switched on and fired by the tape."""
 
 
 @dataclass
@@ -53,6 +98,14 @@ class RunResult:
     store: Store
     steps: int
     violations: list[Violation]
+    scheduler: str = "random"
+    tape: list[int] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+    marks: Marks = field(default_factory=Marks)
+    first_violation_step: int | None = None
+    """The step after which the first violation was seen (0: before any step)."""
+    step_hashes: list[str] = field(default_factory=list)
+    """With `trace=True`: a hash of the state after each step, for determinism checks."""
 
     @property
     def events(self) -> list[Event]:
@@ -62,25 +115,77 @@ class RunResult:
         """The ids of the invariants violated, each once, in order."""
         return sorted({v.inv for v in self.violations})
 
+    def save(self, path: str | Path) -> None:
+        """Write the run's database to a new file, as a plain lab database."""
+        self.store.backup_to(path)
+        saved = Store.open(path)
+        try:
+            unwatch(saved)
+        finally:
+            saved.close()
+
+    def decisions(self) -> list[Choice]:
+        return decisions(self.labels, self.tape)
+
 
 class Simulation:
-    def __init__(self, seed: int, scenario: Scenario) -> None:
+    def __init__(
+        self,
+        seed: int,
+        scenario: Scenario,
+        *,
+        tape: Sequence[int] | None = None,
+        scheduler: str = "random",
+        stop_on: str | None = None,
+        trace: bool = False,
+        store: Store | None = None,
+    ) -> None:
+        """`tape` replays recorded decisions instead of drawing them from `seed`;
+        `stop_on` ends the run at the first violation of that INV ("any": of any INV);
+        `trace` keeps a hash of the state after every step; `store`, an in-memory store
+        to wipe and reuse (an explorer's, which keeps no run's store past its summary)."""
+        if scheduler not in SCHEDULERS:
+            raise ValueError(f"unknown scheduler {scheduler!r}; schedulers are {SCHEDULERS}")
         self.seed = seed
         self.scenario = scenario
-        self.rng = random.Random(seed)
+        self.scheduler = scheduler
+        self.stop_on = stop_on
+        self.trace = trace
+        self.choices = Choices(seed, tape)
         self.clock = SimClock()
-        self.store = Store.memory()
-        self.queue = Queue(self.store, self.clock, self.rng, scenario.policies)
+        if store is None:
+            store = Store.memory(_watched_image())
+        else:
+            store.wipe(_watched_image())
+        self.store = store
+        self.store.before_transaction = self._before_transaction
+        self.queue = Queue(self.store, self.clock, self.choices, scenario.policies)
+        self.marks = self.queue.marks
         self.workers = {
             name: Worker(name, self.queue, scenario.handlers) for name in scenario.workers
         }
         self.injector = FaultInjector(scenario.faults)
+        self.monitor = Monitor(self.store, watch=True)
         self.steps = 0
+        self.step_hashes: list[str] = []
         self._running: dict[str, Iterator[str]] = {}
         self._paused_until: dict[str, float] = {}
         self._last_step: dict[str, str] = {}
         self._violations: dict[str, Violation] = {}
-        self.job_ids = [self.queue.submit(job.kind, dict(job.payload)) for job in scenario.jobs]
+        self._first_violation_step: int | None = None
+        self._acting: str | None = None
+        self._db_error_armed: set[str] = set()
+        self._healed = False
+        mix = scenario.mix
+        self.active_sites = frozenset(
+            site for site in mix.sites if self.choices.chance(mix.activation, f"switch on {site}")
+        )
+        self._priorities: dict[str, int] = {}
+        self._change_points: list[int] = []
+        if scheduler == "pct":
+            self._draw_priorities()
+        self.job_ids = [self._submit(job) for job in scenario.jobs]
+        self._check(final=False)
 
     # --- scripted driving --------------------------------------------------------------
 
@@ -95,10 +200,12 @@ class Simulation:
                 return name
 
     def crash(self, worker: str) -> None:
-        """Kill `worker`: whatever it held in memory is gone; the store keeps what it wrote."""
-        attempt = self._running.pop(worker, None)
-        if attempt is not None:
-            attempt.close()
+        """Kill `worker`: whatever it held in memory is gone; the store keeps what it wrote.
+
+        The worker comes straight back as a fresh process with nothing in hand.
+        """
+        self._drop_attempt(worker)
+        self.marks.hit("fault.crash")
         self.queue.note("fault.crash", worker=worker, after=self._last_step.get(worker))
 
     def advance(self, seconds: float) -> None:
@@ -117,77 +224,88 @@ class Simulation:
 
     # --- explored driving --------------------------------------------------------------
 
-    def run(self, *, steps_max: int = 10_000) -> "RunResult":
-        """Interleave the workers and the reaper at random (seeded) until nothing is left."""
-        while True:
-            actors = self._actors()
-            if not actors:
-                if not self._jump_to_next_deadline():
-                    break
-                continue
-            if self.steps >= steps_max:
-                raise StepBudgetExceeded(
-                    f"seed {self.seed}: not quiet after {steps_max} steps at t={self.clock.now()}"
-                )
-            actor = self.rng.choice(actors)
-            if actor == "reaper":
-                self.queue.reap()
-                self.steps += 1
-            else:
-                self._step(actor)
-            self.clock.advance(self.rng.randint(0, STEP_MS_MAX) / 1000)
+    def run(self, *, steps_max: int = 10_000) -> RunResult:
+        """Explore: faults fire while the actors interleave (safety), then the faults heal
+        and the run goes on until nothing is left to do (liveness)."""
+        self._interleave(min(steps_max, SAFETY_STEPS_MAX))
+        if not self._stopped():
+            self._heal()
+            self._interleave(steps_max)
         return self.finish()
 
     def finish(self) -> RunResult:
         """End the run: the final (liveness) check joins what every step found."""
-        self._check(final=True)
+        if not self._stopped():
+            self._check(final=True)
         return RunResult(
-            self.seed,
-            self.scenario.policies,
-            self.store,
-            self.steps,
-            sorted(self._violations.values(), key=lambda v: v.inv),
+            seed=self.seed,
+            policies=self.scenario.policies,
+            store=self.store,
+            steps=self.steps,
+            violations=sorted(self._violations.values(), key=lambda v: v.inv),
+            scheduler=self.scheduler,
+            tape=self.choices.tape,
+            labels=self.choices.labels,
+            marks=self.marks,
+            first_violation_step=self._first_violation_step,
+            step_hashes=self.step_hashes,
         )
 
-    # --- internals ---------------------------------------------------------------------
+    # --- internals: the explored loop ----------------------------------------------------
 
-    def _step(self, worker: str) -> str | None:
-        attempt = self._running.get(worker)
-        if attempt is None:
-            attempt = self._running[worker] = self.workers[worker].attempt()
-        step = next(attempt, None)
-        self.steps += 1
-        if step is None:
-            del self._running[worker]
-        else:
-            self._last_step[worker] = step
-            self._inject(worker, step)
-        self._check(final=False)
-        return step
+    def _interleave(self, steps_max: int) -> None:
+        while not self._stopped():
+            actors = self._actors()
+            if not actors:
+                if not self._jump_to_next_deadline():
+                    return
+                continue
+            if self.steps >= steps_max:
+                if self._healed:
+                    raise StepBudgetExceeded(
+                        f"seed {self.seed}: not quiet after {self.steps} steps at "
+                        f"t={self.clock.now():.3f}"
+                    )
+                return
+            actor = self._next_actor(actors)
+            if actor == REAPER:
+                self.queue.reap()
+                self._after_step(REAPER, "swept")
+            else:
+                self._step(actor)
+            self.clock.advance(self.choices.below(STEP_MS_MAX + 1, "step ms") / 1000)
 
-    def _inject(self, worker: str, step: str) -> None:
-        for fault in self.injector.after(worker, step):
-            match fault:
-                case CrashAfter():
-                    self.crash(worker)
-                case PauseAfter(seconds=seconds):
-                    self._paused_until[worker] = self.clock.now() + seconds
-                    self.queue.note("fault.pause", worker=worker, seconds=seconds)
-                case AdvanceClock(seconds=seconds):
-                    self.clock.advance(seconds)
-                    self.queue.note("fault.clock_advanced", worker=worker, seconds=seconds)
-
-    def _actors(self) -> Sequence[str]:
+    def _actors(self) -> list[str]:
         now = self.clock.now()
-        ready = self.queue.has_ready()
+        ready, expired = self.queue.due()
         actors = [
             name
             for name in self.workers
             if self._paused_until.get(name, 0.0) <= now and (name in self._running or ready)
         ]
-        if self.queue.has_expired_lease():
-            actors.append("reaper")
+        if expired:
+            actors.append(REAPER)
         return actors
+
+    def _next_actor(self, actors: list[str]) -> str:
+        if self.scheduler == "random":
+            return actors[self.choices.below(len(actors), "next: " + " | ".join(actors))]
+        # PCT: the highest-priority actor runs; at a change point it drops to the bottom.
+        actor = max(actors, key=self._priorities.__getitem__)
+        if self.steps in self._change_points:
+            self._priorities[actor] = -1 - self.steps
+        return actor
+
+    def _draw_priorities(self) -> None:
+        remaining = [*self.workers, REAPER]
+        rank = len(remaining)
+        while remaining:
+            chosen = remaining.pop(self.choices.below(len(remaining), "priority"))
+            self._priorities[chosen] = rank
+            rank -= 1
+        self._change_points = [
+            self.choices.below(PCT_HORIZON, "priority change point") for _ in range(PCT_DEPTH - 1)
+        ]
 
     def _jump_to_next_deadline(self) -> bool:
         """When nobody can act, jump the clock to the next moment somebody can."""
@@ -201,6 +319,143 @@ class Simulation:
         self.clock.set(min(candidates))
         return True
 
+    def _heal(self) -> None:
+        """The liveness phase: no more faults, and every paused worker wakes up now."""
+        self._healed = True
+        self._paused_until.clear()
+        self._db_error_armed.clear()
+
+    # --- internals: one step ---------------------------------------------------------
+
+    def _step(self, worker: str) -> str | None:
+        attempt = self._running.get(worker)
+        if attempt is None:
+            attempt = self._running[worker] = self.workers[worker].attempt()
+        self._acting = worker
+        try:
+            step = next(attempt, None)
+        finally:
+            self._acting = None
+        if step is None or step in ENDINGS or step == "acked":
+            self._running.pop(worker, None)
+        if step is not None:
+            self._last_step[worker] = step
+            self._inject(worker, step)
+        self._after_step(worker, step)
+        return step
+
+    def _after_step(self, actor: str, step: str | None) -> None:
+        self.steps += 1
+        self._check(final=False)
+        if self.trace:
+            self.step_hashes.append(self._state_hash(actor, step))
+
+    def _drop_attempt(self, worker: str) -> None:
+        attempt = self._running.pop(worker, None)
+        if attempt is not None:
+            attempt.close()
+
+    def _inject(self, worker: str, step: str) -> None:
+        for fault in self.injector.after(worker, step):
+            match fault:
+                case CrashAfter():
+                    self.crash(worker)
+                case PauseAfter(seconds=seconds):
+                    self._pause(worker, seconds)
+                case AdvanceClock(seconds=seconds):
+                    self.clock.advance(seconds)
+                    self.marks.hit("fault.clock_jump")
+                    self.queue.note("fault.clock_advanced", worker=worker, seconds=seconds)
+        if self._healed or not self.active_sites:
+            return
+        sites = [
+            site for site in (*_SITES_AFTER.get(step, ()), *_SITES_ANY) if site in self.active_sites
+        ]
+        fault = self.choices.maybe(sites, self.scenario.mix.firing, f"fault after {worker} {step}")
+        if fault is None:
+            return
+        if fault.startswith("crash@"):
+            self.crash(worker)
+        elif fault.startswith("pause@"):
+            lease_s = self.scenario.policies.lease_s
+            self._pause(worker, lease_s * (1 + self.choices.below(11, "pause length") / 10))
+        elif fault == "lost_ack":
+            self._drop_attempt(worker)
+            self.marks.hit("fault.lost_ack")
+            self.queue.note("fault.lost_ack", worker=worker)
+        elif fault == "clock_jump":
+            jump = CLOCK_JUMPS[self.choices.below(len(CLOCK_JUMPS), "clock jump")]
+            seconds = jump * self.scenario.policies.lease_s
+            self.clock.set(self.clock.now() + seconds)
+            self.marks.hit("fault.clock_jump")
+            self.queue.note("fault.clock_jump", worker=worker, seconds=seconds)
+        elif fault == "db_error":
+            self._db_error_armed.add(worker)
+            self.marks.hit("fault.db_error")
+            self.queue.note("fault.db_error", worker=worker)
+
+    def _pause(self, worker: str, seconds: float) -> None:
+        self._paused_until[worker] = self.clock.now() + seconds
+        self.marks.hit("fault.pause")
+        self.queue.note("fault.pause", worker=worker, seconds=seconds)
+
+    def _before_transaction(self) -> None:
+        """The store's seam: fail the acting worker's next transaction when armed."""
+        if self._acting in self._db_error_armed:
+            self._db_error_armed.discard(self._acting)
+            raise sqlite3.OperationalError("database is locked (injected by the simulator)")
+
+    def _submit(self, job: JobSpec) -> int:
+        job_id = self.queue.submit(job.kind, dict(job.payload), idempotency_key=job.key)
+        if "duplicate_delivery" in self.active_sites and self.choices.maybe(
+            ("duplicate_delivery",), self.scenario.mix.firing, f"fault at submit of job {job_id}"
+        ):
+            self.marks.hit("fault.duplicate_delivery")
+            self.queue.note("fault.duplicate_delivery", job=job_id, key=job.key)
+            self.queue.submit(job.kind, dict(job.payload), idempotency_key=job.key)
+        return job_id
+
+    # --- internals: checking ---------------------------------------------------------
+
     def _check(self, *, final: bool) -> None:
-        for violation in invariants.check(self.store, final=final):
-            self._violations.setdefault(str(violation), violation)
+        for violation in self.monitor.check(final=final):
+            key = str(violation)
+            if key not in self._violations:
+                self._violations[key] = violation
+                if self._first_violation_step is None:
+                    self._first_violation_step = self.steps
+
+    def _stopped(self) -> bool:
+        if self.stop_on is None or not self._violations:
+            return False
+        return self.stop_on == "any" or any(
+            v.inv == self.stop_on for v in self._violations.values()
+        )
+
+    def _state_hash(self, actor: str, step: str | None) -> str:
+        m = self.monitor
+        state = (
+            self.steps,
+            actor,
+            step,
+            self.clock.now(),
+            [(e.seq, e.at, e.type, e.job_id, e.execution_id, e.worker, e.detail) for e in m.fresh],
+            [tuple(row) for row in m.jobs.values()],
+            [tuple(row) for row in m.executions.values()],
+            [tuple(row) for row in m.effects],
+        )
+        return hashlib.blake2b(repr(state).encode(), digest_size=8).hexdigest()
+
+
+_WATCHED: bytes | None = None
+
+
+def _watched_image() -> bytes:
+    """An empty lab database with the monitor's change capture in it, made once per process."""
+    global _WATCHED
+    if _WATCHED is None:
+        store = Store.memory()
+        Monitor(store, watch=True)
+        _WATCHED = store.image()
+        store.close()
+    return _WATCHED

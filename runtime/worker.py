@@ -11,17 +11,19 @@ everything durable is in the store.
 commit boundary the effect is written right there, on its own; with it (GUARDED) the
 effect waits in memory and is written inside the commit, so a crash between the two
 leaves nothing half-done. A handler that raises ends the attempt at `failed` (the error is
-recorded and the job retried or dead-lettered); a refused write ends it at `lease_lost`.
+recorded and the job retried or dead-lettered); a refused write ends it at `lease_lost`;
+a transaction the store could not run ends it at `store_error`. Either way the worker lets
+go: the lease runs out and the reaper hands the job on, so nothing accepted is lost.
 """
 
 from collections.abc import Callable, Iterator, Mapping
 
 from runtime.effects import Effect
-from runtime.errors import LeaseLost
+from runtime.errors import LeaseLost, StoreUnavailable
 from runtime.queue import Job, Queue
 
 STEPS = ("leased", "started", "effect_applied", "committed", "acked")
-ENDINGS = ("failed", "lease_lost")
+ENDINGS = ("failed", "lease_lost", "store_error")
 
 Handler = Callable[[Job], Effect]
 
@@ -37,7 +39,12 @@ class Worker:
 
         Yields nothing when no job is ready.
         """
-        lease = self.queue.lease(self.name)
+        try:
+            lease = self.queue.lease(self.name)
+        except StoreUnavailable:
+            self.queue.marks.hit("store.unavailable")
+            yield "store_error"
+            return
         if lease is None:
             return
         yield "leased"
@@ -63,6 +70,9 @@ class Worker:
             yield "acked"
         except LeaseLost:
             yield "lease_lost"
+        except StoreUnavailable:
+            self.queue.marks.hit("store.unavailable")
+            yield "store_error"
 
     def run_one(self) -> list[str]:
         """Run one attempt to its end, with no one interleaving; returns the steps taken."""

@@ -511,3 +511,16 @@ def test_inv_007_follows_heartbeats():
     with pytest.raises(LeaseLost):
         queue.commit(lease, POINTS)
     assert check(queue.store) == []  # a refused write is logged as lease.lost, not a write
+
+
+def test_inv_004_ignores_a_sweep_logged_before_the_lease_when_the_clock_stepped_back():
+    """The reaper sweeps at t=100; the clock steps back to 40 and w1 leases job 1 until 70.
+    The sweep's time is later than the lease's expiry, but it happened before the lease
+    existed: it cannot have missed it. (Found by the simulator's clock_jump fault.)"""
+    queue, clock = new_queue()
+    queue.submit("award_points", {"order": 1001})
+    clock.set(100.0)
+    queue.reap()
+    clock.set(40.0)
+    queue.lease("w1")
+    assert check(queue.store) == []

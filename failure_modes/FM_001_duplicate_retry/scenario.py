@@ -8,15 +8,12 @@ customer is credited twice. The guard is the commit boundary: the ledger entry i
 in the same transaction as the commit, keyed by order, so there is no "between".
 """
 
-import random
-
 from failure_modes.catalog import Meta
 from runtime.effects import Effect
-from runtime.faults import CrashAfter, FaultPlan
+from runtime.faults import ALL_FAULTS, FaultMix
 from runtime.policies import GUARDED, Policies
 from runtime.queue import Job
-from runtime.sim import JobSpec, RunResult, Scenario, Simulation
-from runtime.worker import STEPS
+from runtime.sim import JobSpec, RunResult, Scenario, Simulation, worker_names
 
 META = Meta(
     id="FM_001",
@@ -38,13 +35,26 @@ HANDLERS = {"award_points": award_points}
 
 
 def order(number: int, points: int = 50) -> JobSpec:
-    return JobSpec("award_points", {"order": number, "points": points})
+    return JobSpec("award_points", {"order": number, "points": points}, key=f"order-{number}")
+
+
+def scenario(
+    policies: Policies = GUARDED, jobs: int = 3, workers: int = 2, mix: FaultMix = ALL_FAULTS
+) -> Scenario:
+    """The world the explorer searches: `jobs` orders, `workers` workers, every fault site."""
+    return Scenario(
+        jobs=tuple(order(1001 + n) for n in range(jobs)),
+        handlers=HANDLERS,
+        workers=worker_names(workers),
+        policies=policies,
+        mix=mix,
+    )
 
 
 def run(policies: Policies = GUARDED, seed: int | None = None) -> RunResult:
-    """The scripted schedule, or with a seed one seeded variation of it."""
+    """The scripted schedule, or with a seed one explored run of `scenario(policies)`."""
     if seed is not None:
-        return explore(policies, seed)
+        return Simulation(seed, scenario(policies)).run()
     sim = Simulation(
         0, Scenario(jobs=(order(1001),), handlers=HANDLERS, workers=WORKERS, policies=policies)
     )
@@ -54,19 +64,3 @@ def run(policies: Policies = GUARDED, seed: int | None = None) -> RunResult:
     sim.reap()  # the reaper hands job 1 back to the queue
     sim.drain("w2")  # w2 runs the retry to the end
     return sim.finish()
-
-
-def explore(policies: Policies, seed: int) -> RunResult:
-    """A seeded variation: 1-3 orders, two workers in a random interleaving, and one crash
-    after a random step of a random worker's first or second attempt."""
-    rng = random.Random(seed)
-    jobs = tuple(
-        order(1001 + n, points=rng.choice((10, 50, 100))) for n in range(rng.randint(1, 3))
-    )
-    crash = CrashAfter(
-        step=rng.choice(STEPS), worker=rng.choice(WORKERS), occurrence=rng.randint(1, 2)
-    )
-    scenario = Scenario(
-        jobs=jobs, handlers=HANDLERS, workers=WORKERS, policies=policies, faults=FaultPlan((crash,))
-    )
-    return Simulation(seed, scenario).run()

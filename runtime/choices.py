@@ -1,0 +1,104 @@
+"""Every decision of a simulated run, on one tape: drawn from a seed, or replayed.
+
+Prior art: Hypothesis's choice sequence. A run does not ask "what random number?" but
+"which of these n options?", and the answer (an index) is written on a tape. Recording
+from a seed and replaying the tape give the same answers, so the tape *is* the run.
+Index 0 is always the plainest answer (the first actor, no fault, no delay), and a tape
+that runs out answers 0 from then on: a shrinker simplifies a run by deleting and
+lowering entries, and every tape it invents is still a run that can be replayed.
+
+`Choices` is also a `random.Random`, so code that takes an rng (the queue's backoff
+jitter) draws through the tape without knowing it.
+"""
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+FLOAT_BITS = 53
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One decision: its position on the tape, what it decided, and the answer."""
+
+    index: int
+    label: str
+    value: int
+
+
+class Choices(random.Random):
+    """Answers questions from a seeded generator (`seed`) or from a tape (`tape`)."""
+
+    def __init__(self, seed: int = 0, tape: Sequence[int] | None = None) -> None:
+        super().__init__(seed)
+        self._replay = None if tape is None else tuple(tape)
+        self.tape: list[int] = []
+        self.labels: list[str] = []
+
+    @property
+    def replaying(self) -> bool:
+        return self._replay is not None
+
+    def below(self, n: int, label: str) -> int:
+        """An index in [0, n). With one option there is nothing to decide and nothing is
+        written on the tape."""
+        if n <= 1:
+            return 0
+        if self._replay is None:
+            value = int(random.Random.random(self) * n)
+        else:
+            at = len(self.tape)
+            value = min(self._replay[at], n - 1) if at < len(self._replay) else 0
+        self.tape.append(value)
+        self.labels.append(label)
+        return value
+
+    def chance(self, p: float, label: str) -> bool:
+        """True with probability `p`. The tape holds the outcome: 1 for yes, 0 for no."""
+        if p <= 0:
+            return False
+        if self._replay is None:
+            fired = random.Random.random(self) < p
+            self.tape.append(int(fired))
+            self.labels.append(label)
+            return fired
+        return self.below(2, label) == 1
+
+    def maybe(self, options: Sequence[str], p: float, label: str) -> str | None:
+        """At most one of `options`, each with probability `p` (so none with 1 - p * n).
+
+        One entry on the tape: 0 for none, i + 1 for `options[i]`.
+        """
+        n = len(options)
+        if not n or p <= 0:
+            return None
+        if self._replay is None:
+            u = random.Random.random(self)
+            value = min(int(u / p), n - 1) + 1 if u < min(1.0, p * n) else 0
+            self.tape.append(value)
+            self.labels.append(f"{label}: none | {' | '.join(options)}")
+        else:
+            value = self.below(n + 1, f"{label}: none | {' | '.join(options)}")
+        return options[value - 1] if value else None
+
+    def pick(self, options: Sequence[str], label: str) -> str:
+        return options[self.below(len(options), f"{label}: {' | '.join(options)}")]
+
+    # random.Random's two primitives, so every derived method draws through the tape.
+
+    def random(self) -> float:
+        return self.below(1 << FLOAT_BITS, "random") / (1 << FLOAT_BITS)
+
+    def getrandbits(self, k: int) -> int:
+        return self.below(1 << k, "bits") if k else 0
+
+    def decisions(self) -> list[Choice]:
+        return decisions(self.labels, self.tape)
+
+
+def decisions(labels: Sequence[str], tape: Sequence[int]) -> list[Choice]:
+    """A tape with its labels, one Choice per entry."""
+    return [
+        Choice(i, label, value) for i, (label, value) in enumerate(zip(labels, tape, strict=True))
+    ]

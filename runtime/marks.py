@@ -1,0 +1,35 @@
+"""Coverage marks: named counters the runtime bumps where a guard does its work.
+
+Prior art: TigerBeetle's coverage marks and Antithesis's "sometimes" assertions. A test
+that explores a thousand seeds and finds no violation proves nothing if no seed ever
+drove a worker into a stale write: the fence was never asked. Each guard bumps its mark
+when it acts, the simulator bumps one per fault it fires, and a prevent test requires its
+failure mode's marks to be hit, so a pass is never vacuous.
+"""
+
+from collections import Counter
+
+MARKS: dict[str, str] = {
+    "fence.refused": "a worker's write was refused because its lease was lost (fencing)",
+    "effect.absorbed": "a retry's commit found the job's effect recorded and absorbed it",
+    "submit.absorbed": "a submit reused an idempotency key and got the first job back",
+    "reaper.rescued": "the reaper returned a job with an expired lease to the queue",
+    "retry.scheduled": "a failed attempt was scheduled to run again after a backoff",
+    "job.dead": "a job spent its attempt budget and went to the dead letters",
+    "store.unavailable": "a transaction could not begin or commit and was rolled back",
+    "fault.crash": "the simulator killed a worker after a step",
+    "fault.pause": "the simulator paused a worker past its lease (a zombie)",
+    "fault.lost_ack": "the simulator dropped a worker's acknowledgement",
+    "fault.duplicate_delivery": "the simulator delivered a client's submit twice",
+    "fault.clock_jump": "the simulator stepped the clock forward or back",
+    "fault.db_error": "the simulator failed a worker's next transaction",
+}
+
+
+class Marks(Counter[str]):
+    """Counts of marks hit; only registered names, so a typo fails loudly."""
+
+    def hit(self, name: str) -> None:
+        if name not in MARKS:
+            raise KeyError(f"unknown mark {name!r}; register it in runtime.marks.MARKS")
+        self[name] += 1
