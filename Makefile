@@ -5,6 +5,9 @@
 #   make test-fm1-fix    the prevent tests of FM_001 (prove the fix)
 #   make new-fm NAME=x   scaffold the next failure mode
 #   make index           regenerate docs/failure_mode_index.md
+#   make explore FM=1 SEEDS=100000 [POLICY=guarded] [SCHEDULER=pct]   search seeds, shrink
+#   make replay FM=1 SEED=17 (or TAPE=file)   replay one explored run, byte for byte
+#   make bench-sim       the simulator's speed, beside raw SQLite and Hypothesis
 
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -14,7 +17,11 @@ UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 RUN := $(UV) run --locked --quiet
 PYTEST := $(RUN) pytest -q
 
-.PHONY: help sync test lint fmt demo new-fm index check-index
+NPROC := $(shell nproc 2>/dev/null || echo 1)
+WORLD = --policy $(or $(POLICY),baseline) --scheduler $(or $(SCHEDULER),random) \
+  --jobs $(or $(JOBS),3) --workers $(or $(WORKERS),2)
+
+.PHONY: help sync test lint fmt demo new-fm index check-index explore replay bench-sim
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -50,6 +57,17 @@ new-fm: sync
 
 index: sync
 	$(RUN) python -m failure_modes.index
+
+explore: sync
+	@test -n "$(FM)" || { echo "usage: make explore FM=1 [SEEDS=n] [POLICY=baseline|guarded]" >&2; exit 2; }
+	$(RUN) fmlab explore $(FM) --seeds $(or $(SEEDS),10000) --processes $(or $(PROCESSES),$(NPROC)) $(WORLD)
+
+replay: sync
+	@test -n "$(FM)" -a -n "$(SEED)$(TAPE)" || { echo "usage: make replay FM=1 SEED=n (or TAPE=file)" >&2; exit 2; }
+	$(RUN) fmlab replay $(FM) $(if $(TAPE),--tape $(TAPE),--seed $(SEED) $(WORLD))
+
+bench-sim: sync
+	$(RUN) python -m bench.sim
 
 # make test-fmN / test-fmN-fix for every failure mode number N. GNU make picks the rule with
 # the shorter stem, so test-fm1-fix goes to the -fix rule.

@@ -1,10 +1,13 @@
 """Find the failure-mode folders and load what each declares about itself.
 
 A folder `failure_modes/FM_NNN_slug/` is a failure mode when it holds `spec.md`,
-`scenario.py` (with `META` and `run(policies, seed=None)`) and its repro and prevent tests.
+`scenario.py` (with `META`, `run(policies, seed=None)` for the scripted schedule, and
+`scenario(policies, jobs, workers)` for the world the explorer searches) and its repro and
+prevent tests.
 The CLI, the index generator and the catalog test all read the catalog through here.
 """
 
+import functools
 import importlib
 import re
 from collections.abc import Callable
@@ -13,7 +16,8 @@ from pathlib import Path
 
 from runtime.errors import UsageError
 from runtime.policies import GUARDED, Policies
-from runtime.sim import RunResult
+from runtime.shrink import Build
+from runtime.sim import RunResult, Scenario
 
 ROOT = Path(__file__).resolve().parent
 FOLDER = re.compile(r"^FM_(\d{3})_([a-z][a-z0-9_]*)$")
@@ -28,6 +32,11 @@ class Meta:
     lever: str
     invariants: tuple[str, ...]
     summary: str
+    marks: tuple[str, ...] = ()
+    """Coverage marks (runtime.marks) the prevent test's exploration must hit: the guard
+    was put to work, so a pass is not vacuous."""
+    found_within: int = 0
+    """Exploring the baseline from seed 0 finds the first invariant within this many seeds."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +44,7 @@ class FailureMode:
     meta: Meta
     folder: Path
     run: Callable[..., RunResult]
+    scenario: Callable[..., Scenario]
 
     @property
     def number(self) -> int:
@@ -52,6 +62,10 @@ class FailureMode:
             return GUARDED
         raise UsageError(f"unknown policy {name!r}; choose baseline or guarded")
 
+    def build(self, policy: str) -> Build:
+        """(jobs, workers) -> this failure mode's explored scenario under `policy`."""
+        return functools.partial(self.scenario, self.policies(policy))
+
 
 def folders() -> list[Path]:
     return sorted(p for p in ROOT.iterdir() if p.is_dir() and FOLDER.match(p.name))
@@ -59,7 +73,7 @@ def folders() -> list[Path]:
 
 def load(folder: Path) -> FailureMode:
     module = importlib.import_module(f"failure_modes.{folder.name}.scenario")
-    return FailureMode(module.META, folder, module.run)
+    return FailureMode(module.META, folder, module.run, module.scenario)
 
 
 def discover() -> list[FailureMode]:
@@ -91,6 +105,7 @@ SPEC_SECTIONS = (
 def bundle_problems(folder: Path) -> list[str]:
     """Everything that keeps `folder` from being a complete failure-mode bundle, in words."""
     from runtime.invariants import BY_ID
+    from runtime.marks import MARKS
     from runtime.policies import LEVERS
 
     name = folder.name
@@ -132,6 +147,15 @@ def bundle_problems(folder: Path) -> list[str]:
             problems.append(f"{name}: META names {inv}, which docs/01_invariants.md lacks")
         elif inv not in spec:
             problems.append(f"{name}/spec.md: does not mention {inv}, which META names")
+    if not meta.marks:
+        problems.append(f"{name}: META.marks names no coverage mark for its prevent test")
+    problems += [
+        f"{name}: META.marks names {mark!r}, which runtime.marks.MARKS lacks"
+        for mark in meta.marks
+        if mark not in MARKS
+    ]
+    if meta.found_within < 1:
+        problems.append(f"{name}: META.found_within must say within how many seeds")
     for text in (meta.title, meta.summary):
         if "TODO(" in text:
             problems.append(f"{name}: META still has TODO( placeholders")

@@ -12,10 +12,12 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
+from runtime import cli_explore as explorer
 from runtime import invariants, timeline
 from runtime.clock import SystemClock
 from runtime.errors import UsageError
 from runtime.queue import Queue, validated_payload
+from runtime.sim import SCHEDULERS
 from runtime.store import Store
 
 EXIT_OK, EXIT_VIOLATED, EXIT_USAGE = 0, 1, 2
@@ -36,6 +38,28 @@ def _seed(text: str) -> int:
     if seed < 0:
         raise argparse.ArgumentTypeError(f"seed must not be negative, got {seed}")
     return seed
+
+
+def _count(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1, got {count}")
+    return count
+
+
+def _world_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--policy",
+        choices=("baseline", "guarded"),
+        default="baseline",
+        help="baseline: GUARDED with this FM's lever off (default); guarded: all on",
+    )
+    parser.add_argument("--scheduler", choices=SCHEDULERS, default="random")
+    parser.add_argument("--jobs", type=_count, default=3, help="jobs per run (3)")
+    parser.add_argument("--workers", type=_count, default=2, help="workers per run (2)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -65,6 +89,30 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--db", type=Path, default=None, help="also save the run's database to this new file"
     )
+
+    explore = commands.add_parser("explore", help="run many seeds, shrink the first failure")
+    explore.add_argument("fm")
+    _world_options(explore)
+    explore.add_argument("--seeds", type=_count, default=1000, help="how many seeds (1000)")
+    explore.add_argument("--seed-start", type=_seed, default=0, help="the first seed (0)")
+    explore.add_argument("--processes", type=_count, default=1, help="processes to use (1)")
+    explore.add_argument("--save-tape", type=Path, default=None, help="write the shrunk tape")
+    explore.add_argument("--format", choices=timeline.FORMATS, default="text")
+
+    replay = commands.add_parser("replay", help="replay one explored run, from its seed or tape")
+    replay.add_argument("fm")
+    _world_options(replay)
+    source = replay.add_mutually_exclusive_group(required=True)
+    source.add_argument("--seed", type=_seed, default=None)
+    source.add_argument("--tape", type=Path, default=None, help="a tape file from --save-tape")
+    replay.add_argument("--format", choices=timeline.FORMATS, default="text")
+
+    determinism = commands.add_parser(
+        "determinism", help="run seeds twice; report the first step where two runs differ"
+    )
+    determinism.add_argument("fm")
+    _world_options(determinism)
+    determinism.add_argument("--seeds", type=_count, default=1000)
 
     check = commands.add_parser("check", help="check every invariant over a lab database")
     check.add_argument("--db", type=Path, default=Path("lab.db"))
@@ -123,6 +171,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.db is not None:
             result.save(args.db)
         return EXIT_VIOLATED if result.violations else EXIT_OK
+    if args.command == "explore":
+        return explorer.explore_command(catalog.find(args.fm), args)
+    if args.command == "replay":
+        return explorer.replay_command(args)
+    if args.command == "determinism":
+        return explorer.determinism_command(catalog.find(args.fm), args)
     if args.command in ("check", "timeline"):
         store = Store.open(args.db, read_only=True)
         try:

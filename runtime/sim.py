@@ -440,9 +440,9 @@ class Simulation:
             step,
             self.clock.now(),
             [(e.seq, e.at, e.type, e.job_id, e.execution_id, e.worker, e.detail) for e in m.fresh],
-            [tuple(row) for row in m.jobs.values()],
-            [tuple(row) for row in m.executions.values()],
-            [tuple(row) for row in m.effects],
+            [tuple(row.values()) for row in m.jobs.values()],
+            [tuple(row.values()) for row in m.executions.values()],
+            [tuple(row.values()) for row in m.effects.values()],
         )
         return hashlib.blake2b(repr(state).encode(), digest_size=8).hexdigest()
 

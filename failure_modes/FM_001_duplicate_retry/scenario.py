@@ -21,6 +21,8 @@ META = Meta(
     lever="commit_boundary",
     invariants=("INV_001", "INV_002"),
     summary="A worker applies the effect, dies before committing; the retry applies it again.",
+    marks=("effect.absorbed",),
+    found_within=10,
 )
 
 WORKERS = ("w1", "w2")

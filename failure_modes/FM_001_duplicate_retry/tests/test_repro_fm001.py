@@ -5,11 +5,17 @@ writes order 1001's points to the ledger, dies before it commits, the reaper res
 expired lease and w2 runs the job again: the ledger now holds two entries for one order.
 """
 
+import functools
+
 from failure_modes.FM_001_duplicate_retry import scenario
+from runtime.explore import explore
 from runtime.policies import GUARDED
+from runtime.report import describe
+from runtime.shrink import Case, replay, shrink
 from runtime.sim import RunResult
 
 BASELINE = GUARDED.without("commit_boundary")
+BUILD = functools.partial(scenario.scenario, BASELINE)
 
 
 def by_inv(result: RunResult, inv: str):
@@ -54,8 +60,24 @@ def test_the_same_seed_gives_the_same_timeline():
 
 
 def test_exploration_finds_the_duplicate_without_being_told_where_to_crash():
-    """Seeded variations crash at random steps; those that crash between the effect and the
-    commit (or lose the ack) reproduce INV_001. This is what gives the prevent test's
-    exploration its teeth: the same seeds under GUARDED must all hold."""
-    found = [seed for seed in range(200) if "INV_001" in scenario.run(BASELINE, seed).violated()]
-    assert len(found) >= 20, found
+    """Seeded runs crash, pause and lose acks at random. Within META.found_within seeds one
+    of them crashes between the effect and the commit, and the duplicate is reported."""
+    summary = explore(BUILD, range(scenario.META.found_within), jobs=3, workers=2)
+    assert "INV_001" in summary.failing, summary.failing
+
+
+def test_the_failure_shrinks_to_a_schedule_a_reader_can_follow():
+    """The first failing seed, shrunk: one order, w1 applies the points and crashes, the
+    reaper rescues the lease and the retry applies them again. Two decisions matter: the
+    crash site was switched on, and it fired right after `effect_applied`."""
+    summary = explore(BUILD, range(scenario.META.found_within), jobs=3, workers=2)
+    first = summary.first_failure
+    shrunk = shrink(BUILD, Case(3, 2, tuple(first.tape)), "INV_001")
+    assert shrunk.steps <= 10, shrunk
+    result = replay(BUILD, shrunk.case, stop_on="INV_001")
+    mattered = [describe(c) for c in result.decisions() if c.value]
+    assert mattered == [
+        "switch on crash@effect_applied: yes",
+        "fault after w1 effect_applied: crash@effect_applied",
+    ]
+    assert result.violated()[0] == "INV_001"
