@@ -22,7 +22,7 @@ def explore_command(fm, args: argparse.Namespace) -> int:
     build = fm.build(args.policy)
     print(
         f"{fm.meta.id} {fm.meta.title} | policy {args.policy} | scheduler {args.scheduler} | "
-        f"{args.jobs} jobs, {args.workers} workers"
+        f"{report.world(Case(args.jobs, args.workers, ()))}"
     )
     summary = explore(
         build,
@@ -70,13 +70,14 @@ def replay_command(args: argparse.Namespace) -> int:
         tape = report.read_tape(args.tape)
         fm = catalog.find(tape.fm)
         policy, scheduler, case, seed = tape.policy, tape.scheduler, tape.case, None
+        stop_on = tape.inv  # a shrunk tape was cut at its violation; so is its replay
         fm.policies(policy)  # an unknown policy in the file is a usage error
         if scheduler not in ("random", "pct"):
             raise UsageError(f"{args.tape}: unknown scheduler {scheduler!r}")
     else:
         fm = catalog.find(args.fm)
         policy, scheduler, seed = args.policy, args.scheduler, args.seed
-        case = Case(args.jobs, args.workers, ())
+        case, stop_on = Case(args.jobs, args.workers, ()), None
     build = fm.build(policy)
     if seed is not None:
         from runtime.sim import Simulation
@@ -84,11 +85,11 @@ def replay_command(args: argparse.Namespace) -> int:
         result = Simulation(seed, build(case.jobs, case.workers), scheduler=scheduler).run()
         source = f"seed {seed}"
     else:
-        result = replay(build, case, scheduler=scheduler)
+        result = replay(build, case, scheduler=scheduler, stop_on=stop_on)
         source = f"tape {args.tape}"
     title = (
         f"{fm.meta.id} {fm.meta.title} | policy {policy} | scheduler {scheduler} | {source} | "
-        f"{case.jobs} jobs, {case.workers} workers"
+        f"{report.world(case)}"
     )
     print(timeline.render(result.events, result.violations, args.format, title=title), end="")
     return EXIT_VIOLATED if result.violations else EXIT_OK

@@ -12,6 +12,7 @@ from typing import Any
 from runtime.choices import Choice
 from runtime.errors import UsageError
 from runtime.explore import Summary
+from runtime.invariants import BY_ID
 from runtime.shrink import Case, Shrunk
 
 TAPE_FORMAT = 1
@@ -71,12 +72,16 @@ def describe(choice: Choice) -> str:
 
 
 def shrunk_lines(seed: int, inv: str, shrunk: Shrunk) -> list[str]:
-    case = shrunk.case
     return [
         f"shrunk seed {seed} ({inv}): {shrunk.steps_before} steps -> {shrunk.steps} steps, "
-        f"{case.jobs} job{'s' * (case.jobs != 1)}, {case.workers} workers "
-        f"({shrunk.runs} candidate runs)",
+        f"{world(shrunk.case)} ({shrunk.runs} candidate runs)",
     ]
+
+
+def world(case: Case) -> str:
+    """ "1 job, 2 workers": the size of a case, in words."""
+    jobs = f"{case.jobs} job{'s' * (case.jobs != 1)}"
+    return f"{jobs}, {case.workers} worker{'s' * (case.workers != 1)}"
 
 
 def write_tape(path: Path, tape: TapeFile, decisions: list[Choice]) -> None:
@@ -119,6 +124,10 @@ def read_tape(path: Path) -> TapeFile:
         raise UsageError(f"{path}: the tape must be a list of whole numbers >= 0")
     seed = document.get("seed")
     inv = document.get("inv")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
+        raise UsageError(f"{path}: field 'seed' must be a whole number >= 0 or null")
+    if inv is not None and inv not in BY_ID:
+        raise UsageError(f"{path}: field 'inv' must name an invariant or be null, got {inv!r}")
     return TapeFile(fm, policy, scheduler, Case(jobs, workers, tuple(tape)), seed, inv)
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from failure_modes import catalog, index
+from runtime.explore import explore
 from runtime.invariants import BY_ID
 from runtime.policies import GUARDED, LEVERS
 
@@ -129,3 +130,17 @@ def test_a_new_scaffold_cannot_pass_empty(tmp_path):
     assert again.returncode == 2 and "already exists" in again.stderr
     bad = python("-m", "failure_modes.scaffold", "Not A Name")
     assert bad.returncode == 2 and "snake_case" in bad.stderr
+
+
+@pytest.mark.parametrize("fm", FAILURE_MODES, ids=IDS)
+def test_exploring_the_baseline_finds_the_break_within_the_stated_seeds(fm):
+    """META.found_within is a claim; here it is measured."""
+    summary = explore(fm.build("baseline"), range(fm.meta.found_within), jobs=3, workers=2)
+    assert set(fm.meta.invariants) & set(summary.failing), summary.failing
+
+
+@pytest.mark.parametrize("fm", FAILURE_MODES, ids=IDS)
+def test_exploring_guarded_holds_for_500_seeds_and_puts_the_guard_to_work(fm):
+    summary = explore(fm.build("guarded"), range(500), jobs=3, workers=2)
+    assert summary.failing == {}, summary.failing
+    assert not [mark for mark in fm.meta.marks if not summary.marks[mark]], summary.marks

@@ -105,3 +105,56 @@ def test_submit_then_check(capsys, tmp_path):
     assert fmlab(capsys, "check", "--db", db)[0] == 0  # pending work is fine mid-run...
     code, out, _ = fmlab(capsys, "check", "--db", db, "--final")
     assert code == 1 and "INV_004" in out  # ...but not when the run is declared over
+
+
+# --- the simulator's commands ---------------------------------------------------------
+
+
+def test_explore_baseline_finds_shrinks_and_exits_1(capsys):
+    code, out, err = fmlab(capsys, "explore", "FM_001", "--seeds", "40")
+    assert code == 1 and err == ""
+    assert "violations: INV_001 in" in out
+    assert "shrunk seed 1 (INV_001): " in out and "-> 7 steps, 1 job, 2 workers" in out
+    assert "#15 fault after w1 effect_applied: crash@effect_applied" in out
+    assert out.rstrip().endswith("(jobs [1], executions [1], events [4])")
+
+
+def test_explore_guarded_holds_with_its_marks_and_exits_0(capsys):
+    code, out, _ = fmlab(capsys, "explore", "FM_001", "--policy", "guarded", "--seeds", "300")
+    assert code == 0
+    assert "violations: none" in out
+    assert "effect.absorbed" in out
+
+
+def test_explore_gives_the_same_findings_on_two_processes(capsys):
+    def findings(*extra: str) -> list[str]:
+        _, out, _ = fmlab(capsys, "explore", "FM_001", "--seeds", "600", *extra)
+        return [line for line in out.splitlines() if not line.startswith("seeds ")]
+
+    assert findings("--processes", "2") == findings()
+
+
+def test_a_saved_tape_replays_the_shrunk_run_byte_for_byte(tmp_path, capsys):
+    tape = tmp_path / "shrunk.json"
+    code, out, _ = fmlab(capsys, "explore", "FM_001", "--seeds", "40", "--save-tape", str(tape))
+    assert code == 1 and f"--tape {tape}" in out
+    shrunk_timeline = out[out.index("FM_001 shrunk schedule") :].split("\n", 1)[1]
+
+    first = fmlab(capsys, "replay", "FM_001", "--tape", str(tape))
+    second = fmlab(capsys, "replay", "FM_001", "--tape", str(tape))
+    assert first == second and first[0] == 1
+    assert first[1].split("\n", 1)[1] == shrunk_timeline
+
+
+def test_replay_of_a_seed_is_the_same_bytes_in_another_process():
+    """Separate processes have different string-hash seeds: nothing may depend on them."""
+    argv = [str(FMLAB), "replay", "FM_001", "--seed", "5", "--format", "json"]
+    runs = [subprocess.run(argv, capture_output=True, check=False) for _ in range(2)]
+    assert runs[0].stdout == runs[1].stdout and runs[0].stdout
+    assert runs[0].returncode == runs[1].returncode
+
+
+def test_determinism_reports_no_mismatch(capsys):
+    code, out, _ = fmlab(capsys, "determinism", "FM_001", "--seeds", "50")
+    assert code == 0
+    assert out == "FM_001: 50 seeds run twice, 0 mismatches\n"
