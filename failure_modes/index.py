@@ -13,7 +13,7 @@ from pathlib import Path
 from failure_modes import catalog
 from runtime.explore import explore, run_seeds
 from runtime.policies import LEVERS
-from runtime.shrink import Case, shrink
+from runtime.shrink import shrink
 
 SEEDS, JOBS, WORKERS = 1000, 3, 2
 
@@ -68,7 +68,7 @@ def measure(fm: catalog.FailureMode) -> tuple[str, str]:
         return f"0 per {SEEDS:,}", "-"
     [first] = run_seeds(build, JOBS, WORKERS, [seeds[0]], "random")
     inv = next(inv for inv in fm.meta.invariants if inv in first.violated)
-    shrunk = shrink(build, Case(JOBS, WORKERS, tuple(first.tape)), inv)
+    shrunk = shrink(build, first.case(JOBS, WORKERS), inv)
     return f"{len(seeds)} per {SEEDS:,}", f"{shrunk.steps} steps ({inv})"
 
 

@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 FLOAT_BITS = 53
+ALIGN_AHEAD = 16
+"""Replaying by question, how far ahead an answer to the same question is looked for."""
 
 
 @dataclass(frozen=True)
@@ -30,9 +32,19 @@ class Choice:
 class Choices(random.Random):
     """Answers questions from a seeded generator (`seed`) or from a tape (`tape`)."""
 
-    def __init__(self, seed: int = 0, tape: Sequence[int] | None = None) -> None:
+    def __init__(
+        self,
+        seed: int = 0,
+        tape: Sequence[int] | None = None,
+        labels: Sequence[str] | None = None,
+    ) -> None:
+        """With `labels` (the questions a tape's answers were given to), replay goes by
+        question: an answer whose question is no longer asked is skipped, and a question
+        with no answer of its own on the tape gets 0. Without them, by position."""
         super().__init__(seed)
         self._replay = None if tape is None else tuple(tape)
+        self._keys = None if labels is None else tuple(_key(label) for label in labels)
+        self._at = 0
         self.tape: list[int] = []
         self.labels: list[str] = []
 
@@ -48,11 +60,22 @@ class Choices(random.Random):
         if self._replay is None:
             value = int(random.Random.random(self) * n)
         else:
-            at = len(self.tape)
-            value = min(self._replay[at], n - 1) if at < len(self._replay) else 0
+            value = min(self._replayed(label), n - 1)
         self.tape.append(value)
         self.labels.append(label)
         return value
+
+    def _replayed(self, label: str) -> int:
+        replay, at = self._replay, self._at
+        if self._keys is None:
+            self._at += 1
+            return replay[at] if at < len(replay) else 0
+        key = _key(label)
+        for index in range(at, min(len(replay), at + ALIGN_AHEAD)):
+            if self._keys[index] == key:
+                self._at = index + 1
+                return replay[index]
+        return 0
 
     def chance(self, p: float, label: str) -> bool:
         """True with probability `p`. The tape holds the outcome: 1 for yes, 0 for no."""
@@ -95,6 +118,12 @@ class Choices(random.Random):
 
     def decisions(self) -> list[Choice]:
         return decisions(self.labels, self.tape)
+
+
+def _key(label: str) -> str:
+    """The question a label asks, without the options offered (they change as a shrinker
+    switches fault sites off)."""
+    return label.partition(": ")[0]
 
 
 def decisions(labels: Sequence[str], tape: Sequence[int]) -> list[Choice]:

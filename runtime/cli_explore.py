@@ -38,9 +38,7 @@ def explore_command(fm, args: argparse.Namespace) -> int:
     if first is None:
         return EXIT_OK
     inv = first.violated[0]
-    shrunk = shrink(
-        build, Case(args.jobs, args.workers, tuple(first.tape)), inv, scheduler=args.scheduler
-    )
+    shrunk = shrink(build, first.case(args.jobs, args.workers), inv, scheduler=args.scheduler)
     result = replay(build, shrunk.case, scheduler=args.scheduler, stop_on=inv)
     print("\n".join(report.shrunk_lines(first.seed, inv, shrunk)))
     print("decisions that matter:")

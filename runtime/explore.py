@@ -16,7 +16,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
 from runtime.clock import SystemClock
-from runtime.shrink import Build
+from runtime.shrink import Build, Case
 from runtime.sim import Simulation
 from runtime.store import Store
 
@@ -31,7 +31,12 @@ class SeedOutcome:
     violated: list[str]
     first_violation_step: int | None
     tape: list[int]
+    labels: list[str]
     marks: Counter[str]
+
+    def case(self, jobs: int, workers: int) -> Case:
+        """This run as a case for the shrinker (a failing run keeps its tape)."""
+        return Case(jobs, workers, tuple(self.tape), tuple(self.labels))
 
 
 @dataclass
@@ -70,6 +75,7 @@ def run_seeds(
                 result.violated(),
                 result.first_violation_step,
                 list(result.tape) if result.violations else [],
+                list(result.labels) if result.violations else [],
                 Counter(result.marks),
             )
         )

@@ -122,13 +122,28 @@ def read_tape(path: Path) -> TapeFile:
         raise UsageError(f"{path}: jobs and workers must be at least 1")
     if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in tape):
         raise UsageError(f"{path}: the tape must be a list of whole numbers >= 0")
+    labels = _labels(path, document.get("decisions"), len(tape))
     seed = document.get("seed")
     inv = document.get("inv")
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
         raise UsageError(f"{path}: field 'seed' must be a whole number >= 0 or null")
     if inv is not None and inv not in BY_ID:
         raise UsageError(f"{path}: field 'inv' must name an invariant or be null, got {inv!r}")
-    return TapeFile(fm, policy, scheduler, Case(jobs, workers, tuple(tape)), seed, inv)
+    return TapeFile(fm, policy, scheduler, Case(jobs, workers, tuple(tape), labels), seed, inv)
+
+
+def _labels(path: Path, decisions: Any, length: int) -> tuple[str, ...] | None:
+    """The questions of a tape's answers, from its `decisions` (absent: replay by position)."""
+    if decisions is None:
+        return None
+    if not isinstance(decisions, list) or len(decisions) != length:
+        raise UsageError(f"{path}: 'decisions' must list one [index, question, answer] per answer")
+    labels = []
+    for decision in decisions:
+        if not (isinstance(decision, list) and len(decision) == 3 and isinstance(decision[1], str)):
+            raise UsageError(f"{path}: each decision must be [index, question, answer]")
+        labels.append(decision[1])
+    return tuple(labels)
 
 
 def _field(path: Path, document: dict[str, Any], name: str, kind: type) -> Any:

@@ -18,6 +18,11 @@ from dataclasses import dataclass, replace
 from runtime.sim import RunResult, Scenario, Simulation
 from runtime.store import Store
 
+ALIGN_WINDOW = 32
+"""How far into the tape a smaller world tries a single deletion."""
+CLOSE_UP_MAX = 4
+"""How many answers after a zeroed one may be dropped with it."""
+
 Build = Callable[[int, int], Scenario]
 """(jobs, workers) -> the scenario to run: how an explorer rebuilds a case's world."""
 
@@ -27,6 +32,16 @@ class Case:
     jobs: int
     workers: int
     tape: tuple[int, ...]
+    labels: tuple[str, ...] | None = None
+    """The question each answer was given to; with them, replay goes by question."""
+
+    def without(self, start: int, stop: int) -> "Case":
+        """This case with the answers in [start, stop) deleted."""
+        labels = None if self.labels is None else self.labels[:start] + self.labels[stop:]
+        return replace(self, tape=self.tape[:start] + self.tape[stop:], labels=labels)
+
+    def answering(self, index: int, value: int) -> "Case":
+        return replace(self, tape=(*self.tape[:index], value, *self.tape[index + 1 :]))
 
 
 @dataclass(frozen=True)
@@ -51,6 +66,7 @@ def replay(
         0,
         build(case.jobs, case.workers),
         tape=case.tape,
+        labels=case.labels,
         scheduler=scheduler,
         stop_on=stop_on,
         store=store,
@@ -71,7 +87,9 @@ def shrink(
         if inv not in result.violated():
             return None
         # Keep only what the run consumed: the rest of the tape was never asked for.
-        return result.steps, Case(candidate.jobs, candidate.workers, tuple(result.tape))
+        return result.steps, Case(
+            candidate.jobs, candidate.workers, tuple(result.tape), tuple(result.labels)
+        )
 
     first = attempt(case)
     if first is None:
@@ -96,10 +114,7 @@ def shrink(
     while improved and tried < runs_max:
         improved = False
         for size in ("jobs", "workers"):
-            while getattr(best, size) > 1 and better(
-                replace(best, **{size: getattr(best, size) - 1})
-            ):
-                improved = True
+            improved |= _smaller_world(best, size, better)
         size = max(1, len(best.tape) // 2)
         while size >= 1:
             start = 0
@@ -117,18 +132,43 @@ def shrink(
             size //= 2
         for index in range(len(best.tape)):
             if index < len(best.tape) and best.tape[index] > 0:
-                improved |= _lower(best, index, better)
+                improved |= _lower(best, index, better) or _zero_and_close_up(best, index, better)
     return Shrunk(best, best_steps, steps_before, tried)
+
+
+def _smaller_world(case: Case, size: str, better: Callable[[Case], bool]) -> bool:
+    """One job (or worker) fewer. A job fewer also removes the questions asked about it
+    (was its submit delivered twice?), which shifts every later answer by one; so each
+    early single deletion is tried along with it."""
+    count = getattr(case, size)
+    if count <= 1:
+        return False
+    if better(replace(case, **{size: count - 1})):
+        return True
+    for index in range(min(len(case.tape), ALIGN_WINDOW)):
+        if better(replace(case.without(index, index + 1), **{size: count - 1})):
+            return True
+    return False
+
+
+def _zero_and_close_up(case: Case, index: int, better: Callable[[Case], bool]) -> bool:
+    """Answer 0 at `index` and drop the next few answers. Switching a fault site off, say,
+    removes its later questions from the run; the answers meant for them must go too, or
+    every answer after them lands on the wrong question."""
+    for dropped in range(1, CLOSE_UP_MAX + 1):
+        if index + dropped >= len(case.tape):
+            break
+        if better(case.answering(index, 0).without(index + 1, index + 1 + dropped)):
+            return True
+    return False
 
 
 def _lower(case: Case, index: int, better: Callable[[Case], bool]) -> bool:
     """Try smaller answers at one position: 0 first, then halving toward it."""
     value = case.tape[index]
     for lower in sorted({0, value // 2, value - 1}):
-        if lower < value:
-            tape = (*case.tape[:index], lower, *case.tape[index + 1 :])
-            if better(Case(case.jobs, case.workers, tape)):
-                return True
+        if lower < value and better(case.answering(index, lower)):
+            return True
     return False
 
 

@@ -135,6 +135,7 @@ class Simulation:
         scenario: Scenario,
         *,
         tape: Sequence[int] | None = None,
+        labels: Sequence[str] | None = None,
         scheduler: str = "random",
         stop_on: str | None = None,
         trace: bool = False,
@@ -151,7 +152,7 @@ class Simulation:
         self.scheduler = scheduler
         self.stop_on = stop_on
         self.trace = trace
-        self.choices = Choices(seed, tape)
+        self.choices = Choices(seed, tape, labels)
         self.clock = SimClock()
         if store is None:
             store = Store.memory(_watched_image())

@@ -71,3 +71,25 @@ def test_it_is_a_random_random_for_code_that_takes_an_rng():
     values = [choices.randint(1, 6) for _ in range(20)]
     replayed = Choices(tape=choices.tape)
     assert [replayed.randint(1, 6) for _ in range(20)] == values
+
+
+def test_replay_by_question_skips_answers_to_questions_no_longer_asked():
+    """A shrinker switched a fault site off: the run no longer asks whether it fires, so
+    that answer must not land on the next question."""
+    tape = [1, 1, 2]
+    labels = ["fault after w1 started: none | crash", "next: w1 | w2", "step ms"]
+    choices = Choices(tape=tape, labels=labels)
+    assert choices.below(2, "next: w1 | w2") == 1  # the fault question is skipped
+    assert choices.below(10, "step ms") == 2
+
+
+def test_replay_by_question_answers_0_to_a_question_the_tape_never_answered():
+    choices = Choices(tape=[3], labels=["step ms"])
+    assert choices.below(2, "next: w1 | w2") == 0
+    assert choices.below(10, "step ms") == 3  # still there for its own question
+
+
+def test_replay_by_question_ignores_the_options_offered():
+    """The options change as sites are switched off; the question stays the same."""
+    choices = Choices(tape=[1], labels=["fault after w1 started: none | crash | pause"])
+    assert choices.maybe(("pause",), 0.1, "fault after w1 started") == "pause"
