@@ -214,7 +214,7 @@ class Monitor:
         rows: dict[int, dict[str, Any]] = getattr(self, table)
         columns = COLUMNS[table]
         old = rows.get(row_id)
-        if all(value is None for value in change[2 : 1 + len(columns)]):
+        if change[2] is None:  # NOT NULL in every table watched: this row was deleted
             rows.pop(row_id, None)
             if old is None:
                 return row_id if table == "jobs" else -1

@@ -12,6 +12,7 @@ ack, fail) is fenced: it goes through only while the worker's lease is the job's
 and has not expired. A refused write changes nothing but a `lease.lost` event.
 """
 
+import functools
 import json
 import random
 from collections.abc import Callable
@@ -583,13 +584,18 @@ def _move_execution(tx: Tx, execution_id: int, before: str, after: str, **column
 def _update(
     tx: Tx, table: str, row_id: int, column: str, before: str, after: str, **columns: Any
 ) -> None:
-    sets = ", ".join([f"{column} = ?", *(f"{name} = ?" for name in columns)])
     cursor = tx.execute(
-        f"UPDATE {table} SET {sets} WHERE id = ? AND {column} = ?",
-        (after, *columns.values(), row_id, before),
+        _update_sql(table, column, tuple(columns)), (after, *columns.values(), row_id, before)
     )
     if cursor.rowcount != 1:
         raise IllegalTransition(f"{table} {row_id} is not {before}; cannot move it to {after}")
+
+
+@functools.cache
+def _update_sql(table: str, column: str, names: tuple[str, ...]) -> str:
+    """A guarded state move's UPDATE, built once per shape (the same few, thousands of times)."""
+    sets = ", ".join([f"{column} = ?", *(f"{name} = ?" for name in names)])
+    return f"UPDATE {table} SET {sets} WHERE id = ? AND {column} = ?"
 
 
 def _job(row: Any) -> Job:

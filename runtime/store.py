@@ -14,8 +14,7 @@ Schema versions are `PRAGMA user_version`; ownership is `PRAGMA application_id`.
 import json
 import sqlite3
 import urllib.parse
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -148,6 +147,36 @@ class Tx:
         return seq
 
 
+class Transaction:
+    """`with store.transaction() as tx:` (a class, not a generator: it runs per operation)."""
+
+    __slots__ = ("_store",)
+
+    def __init__(self, store: "Store") -> None:
+        self._store = store
+
+    def __enter__(self) -> Tx:
+        store = self._store
+        try:
+            if store.before_transaction is not None:
+                store.before_transaction()
+            store._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            raise StoreUnavailable(f"{store.path}: {error}") from error
+        return Tx(store._conn)
+
+    def __exit__(self, kind: type | None, error: BaseException | None, trace: Any) -> None:
+        conn = self._store._conn
+        if kind is not None:
+            conn.execute("ROLLBACK")
+            return
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.OperationalError as failure:
+            conn.execute("ROLLBACK")
+            raise StoreUnavailable(f"{self._store.path}: {failure}") from failure
+
+
 class Store:
     """A connection to one lab database. Not thread-safe: one Store per thread or process."""
 
@@ -207,29 +236,13 @@ class Store:
             _migrate(conn)
         return cls(conn, path)
 
-    @contextmanager
-    def transaction(self) -> Iterator[Tx]:
+    def transaction(self) -> "Transaction":
         """One atomic operation: `BEGIN IMMEDIATE`, commit on success, roll back on error.
 
         IMMEDIATE takes the write lock up front, so two writers queue on the busy timeout
         instead of failing half-way with "database is locked" on upgrade.
         """
-        try:
-            if self.before_transaction is not None:
-                self.before_transaction()
-            self._conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as error:
-            raise StoreUnavailable(f"{self.path}: {error}") from error
-        try:
-            yield Tx(self._conn)
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        try:
-            self._conn.execute("COMMIT")
-        except sqlite3.OperationalError as error:
-            self._conn.execute("ROLLBACK")
-            raise StoreUnavailable(f"{self.path}: {error}") from error
+        return Transaction(self)
 
     def one(self, sql: str, params: tuple | dict = ()) -> sqlite3.Row | None:
         return self._conn.execute(sql, params).fetchone()
