@@ -9,6 +9,7 @@ import json
 import random
 import sqlite3
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
@@ -30,24 +31,26 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _seed(text: str) -> int:
-    try:
-        seed = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"seed must be a whole number, got {text!r}") from None
-    if seed < 0:
-        raise argparse.ArgumentTypeError(f"seed must not be negative, got {seed}")
-    return seed
+def _whole(name: str, least: int) -> Callable[[str], int]:
+    """An argparse type: a whole number, `least` or more, named in its error message."""
+
+    def parse(text: str) -> int:
+        try:
+            number = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{name} must be a whole number, got {text!r}"
+            ) from None
+        if number < least:
+            floor = "must not be negative" if least == 0 else f"must be at least {least}"
+            raise argparse.ArgumentTypeError(f"{name} {floor}, got {number}")
+        return number
+
+    return parse
 
 
-def _count(text: str) -> int:
-    try:
-        count = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if count < 1:
-        raise argparse.ArgumentTypeError(f"expected at least 1, got {count}")
-    return count
+_seed = _whole("seed", 0)
+_count = _whole("count", 1)
 
 
 def _world_options(parser: argparse.ArgumentParser) -> None:

@@ -184,7 +184,7 @@ class Monitor:
         if not self._read_all:
             jobs: set[int] = set()
             events = []
-            changes = store.all(_CHANGES, (self._change,))
+            changes = store.tuples(_CHANGES, (self._change,))
             for change in changes:
                 if change[0] == "events":
                     events.append(store_event(*change[1:8]))

@@ -250,6 +250,12 @@ class Store:
     def all(self, sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:
         return self._conn.execute(sql, params).fetchall()
 
+    def tuples(self, sql: str, params: tuple | dict = ()) -> list[tuple[Any, ...]]:
+        """Like `all`, as plain tuples: cheaper, for a reader that knows its columns."""
+        cursor = self._conn.cursor()
+        cursor.row_factory = None
+        return cursor.execute(sql, params).fetchall()
+
     def events(self, after_seq: int = 0) -> list[Event]:
         rows = self._conn.execute(
             "SELECT seq, at, type, job_id, execution_id, worker, detail FROM events"

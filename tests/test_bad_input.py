@@ -35,18 +35,14 @@ def folder(tmp_path, monkeypatch) -> Path:
 
     (tmp_path / "other.json").write_text('{"hello": 1}\n')
     tape = {"fmlab_tape": 1, "fm": "FM_001", "policy": "baseline", "scheduler": "random"}
-    (tmp_path / "negative.json").write_text(
-        json.dumps({**tape, "jobs": 1, "workers": 2, "tape": [0, -1]})
-    )
-    (tmp_path / "no_fm.json").write_text(
-        json.dumps({**tape, "fm": "FM_999", "jobs": 1, "workers": 2, "tape": [0]})
-    )
-    (tmp_path / "bad_inv.json").write_text(
-        json.dumps({**tape, "inv": "INV_999", "jobs": 1, "workers": 2, "tape": [0]})
-    )
-    (tmp_path / "bad_policy.json").write_text(
-        json.dumps({**tape, "policy": "yolo", "jobs": 1, "workers": 2, "tape": [0]})
-    )
+    tape |= {"jobs": 1, "workers": 2, "tape": [0]}
+    for name, wrong in {
+        "negative": {"tape": [0, -1]},
+        "no_fm": {"fm": "FM_999"},
+        "bad_inv": {"inv": "INV_999"},
+        "bad_policy": {"policy": "yolo"},
+    }.items():
+        (tmp_path / f"{name}.json").write_text(json.dumps(tape | wrong))
 
     newer = Store.open(tmp_path / "newer.db")
     newer.close()
@@ -84,11 +80,11 @@ CASES = {
     "payload to a new file": (["submit", "k", "{oops", "--db", "new.db"], "payload is not JSON"),
     "empty kind": (["submit", " ", "{}", "--db", "lab.db"], "kind must be a non-empty"),
     "explore unknown FM": (["explore", "FM_999"], "unknown failure mode 'FM_999'"),
-    "explore no seeds": (["explore", "FM_001", "--seeds", "0"], "expected at least 1"),
-    "explore seeds not a number": (["explore", "1", "--seeds", "many"], "expected a whole number"),
+    "explore no seeds": (["explore", "FM_001", "--seeds", "0"], "must be at least 1"),
+    "explore seeds not a number": (["explore", "1", "--seeds", "many"], "must be a whole number"),
     "explore bad scheduler": (["explore", "1", "--scheduler", "fifo"], "invalid choice: 'fifo'"),
-    "explore no jobs": (["explore", "1", "--jobs", "0"], "expected at least 1"),
-    "explore no processes": (["explore", "1", "--processes", "0"], "expected at least 1"),
+    "explore no jobs": (["explore", "1", "--jobs", "0"], "must be at least 1"),
+    "explore no processes": (["explore", "1", "--processes", "0"], "must be at least 1"),
     "tape over a file": (["explore", "1", "--save-tape", "lab.db"], "already exists"),
     "replay from nothing": (["replay", "FM_001"], "one of the arguments --seed --tape"),
     "replay from both": (["replay", "1", "--seed", "1", "--tape", "x.json"], "not allowed"),
@@ -99,7 +95,7 @@ CASES = {
     "replay tape of no FM": (["replay", "1", "--tape", "no_fm.json"], "unknown failure mode"),
     "replay tape bad inv": (["replay", "1", "--tape", "bad_inv.json"], "must name an invariant"),
     "replay tape bad policy": (["replay", "1", "--tape", "bad_policy.json"], "unknown policy"),
-    "determinism no seeds": (["determinism", "1", "--seeds", "0"], "expected at least 1"),
+    "determinism no seeds": (["determinism", "1", "--seeds", "0"], "must be at least 1"),
 }
 
 
