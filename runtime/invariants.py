@@ -4,7 +4,8 @@ Prior art: Hypothesis invariants, TigerBeetle's "check on write, check again on 
 The runtime refuses bad writes as it makes them; these checkers verify again, from what
 the database holds, that the guarantees held. A repro test asserts a named INV_XXX *is*
 reported (with evidence: jobs, executions, event seqs); a prevent test asserts none are.
-The same checkers run in tests, in the simulator after every step, and in `fmlab check`.
+The same checkers run in tests, in the simulator after every step (runtime.monitor keeps
+what they read up to date), and in `fmlab check`.
 
 Checkers never read fault annotations (`fault.*` events): a failure must be detectable from
 what the runtime itself recorded, not from what the test harness knows it broke.
@@ -13,12 +14,14 @@ what the runtime itself recorded, not from what the test harness knows it broke.
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runtime import states
 from runtime.queue import REAPER
 from runtime.store import Event, Store
-from runtime.store import event as store_event
+
+if TYPE_CHECKING:
+    from runtime.monitor import Monitor
 
 APPEND_ONLY_TRIGGERS = ("events_are_append_only_update", "events_are_append_only_delete")
 WORKER_WRITES = frozenset(
@@ -66,277 +69,10 @@ class Violation:
         return {"inv": self.inv, "message": self.message, "evidence": self.evidence.as_dict()}
 
 
-COLUMNS: dict[str, tuple[str, ...]] = {
-    "jobs": ("id", "state", "attempts", "max_attempts", "run_at", "fencing_token", "last_error"),
-    "executions": ("id", "job_id", "status", "fencing_token", "lease_expires_at"),
-    "effects": ("id", "sink", "key", "job_id", "execution_id"),
-    "events": ("seq", "at", "type", "job_id", "execution_id", "worker", "detail"),
-}
-"""The columns the checkers read, per table."""
-ROWS = ("jobs", "executions", "effects")
-"""The tables whose current rows the checkers keep; the events are folded in instead."""
-
-
-@dataclass(frozen=True)
-class JobView:
-    """One job as a check sees it: its row (None if it has none), executions and effects."""
-
-    id: int
-    row: dict[str, Any] | None
-    executions: list[dict[str, Any]]
-    effects: list[dict[str, Any]]
-
-
-class Monitor:
-    """The invariants, watching one store as it changes.
-
-    What the checkers need from the event log (who applied what, which executions
-    committed, which errors were logged, the replayed state of every job and execution)
-    is folded in one event at a time, so checking after every step of a simulated run
-    costs the step's new events, not the whole history again.
-
-    Rows are another matter: a write that changed a job without logging it must be seen
-    the step it happens, so the log cannot say which rows to look at. A fresh Monitor
-    reads every row; a watching one (`watch=True`, for in-memory simulation stores) has
-    the database itself say what changed: triggers copy each written row into a change
-    table that every check drains. Only the jobs, executions and effects touched
-    since the last check are checked again; what they did not touch cannot have changed.
-
-    A fresh Monitor folds the whole log at once: that is `check()`, the batch check. The
-    same code serves both, so the per-step check and the batch check cannot disagree.
-    """
-
-    def __init__(self, store: Store, *, watch: bool = False) -> None:
-        self.store = store
-        self.watch = watch
-        self.seq = 0
-        self.fresh: list[Event] = []
-        """The events the latest check folded in."""
-        self.jobs: dict[int, dict[str, Any]] = {}
-        self.executions: dict[int, dict[str, Any]] = {}
-        self.effects: dict[int, dict[str, Any]] = {}
-        self.executions_by_job: dict[int, list[int]] = defaultdict(list)
-        self.effects_by_job: dict[int, list[int]] = defaultdict(list)
-        self.dirty: list[JobView] = []
-        """The jobs whose rows, executions, effects or events changed since the last check:
-        the only ones whose verdict can have changed."""
-        self.triggers: frozenset[str] = frozenset()
-        self._schema_version = -1
-        self._read_all = True
-        self._change = 0
-        """The number of the last change read from `fmlab_changes` (when watching)."""
-        # Folded from the log.
-        self.applied_seq: dict[int, int] = {}
-        self.committed: set[int] = set()
-        self.error_events: dict[int, list[Event]] = defaultdict(list)
-        self.leases: dict[int, list[Event]] = defaultdict(list)
-        self.last_sweep: Event | None = None
-        self.replayed: dict[str, dict[int, str | None]] = {"job": {}, "execution": {}}
-        self.replayed_seq: dict[str, dict[int, int]] = {"job": {}, "execution": {}}
-        self.newest_lease: dict[int, Event] = {}
-        self.expires: dict[int, float] = {}
-        self.lease_seq: dict[int, int] = {}
-        """Per execution, the seq of the event that granted or last extended its lease."""
-        self.found_in_log: dict[str, list[Violation]] = defaultdict(list)
-        if watch:
-            _watch(store)
-
-    def check(self, *, final: bool = False, only: Iterable[str] | None = None) -> list[Violation]:
-        """Fold in what is new, then run the invariants over the store as it is now.
-
-        Violations of the log itself (an illegal move, a stale write) are reported by the
-        check that first folds them in; violations of the current state, by the checks
-        after the rows involved changed. `final` checks every row again.
-        """
-        jobs, self.fresh = self._read(final)
-        self.found_in_log = defaultdict(list)
-        if not jobs and not self.fresh and not final:
-            self.dirty = []
-            return []  # nothing was written since the last check, so nothing new is broken
-        swept = False
-        for event in self.fresh:
-            self._fold(event)
-            swept = swept or event.type == "reaper.swept"
-            if event.job_id is not None:
-                jobs.add(event.job_id)
-            elif event.execution_id in self.executions:
-                jobs.add(self.executions[event.execution_id]["job_id"])
-        if final or swept:  # a sweep may condemn any RUNNING job
-            jobs.update(self.jobs)
-        self.dirty = [
-            JobView(job, self.jobs.get(job), self.executions_of(job), self.effects_of(job))
-            for job in sorted(jobs)
-        ]
-        chosen = INVARIANTS if only is None else tuple(BY_ID[i] for i in only)
-        return [v for inv in chosen for v in inv.checker(self, final)]
-
-    def _read(self, final: bool) -> tuple[set[int], list[Event]]:
-        """Bring the rows up to date and fetch the new events; returns the ids of the jobs
-        whose rows, executions or effects changed, and the events."""
-        store = self.store
-        if final or self._read_all or not self.watch:
-            version = store.one("PRAGMA schema_version")[0]
-            if version != self._schema_version:
-                self._schema_version = version
-                self.triggers = frozenset(
-                    r[0] for r in store.all("SELECT name FROM sqlite_master WHERE type = 'trigger'")
-                )
-        if not self._read_all:
-            jobs: set[int] = set()
-            events = []
-            changes = store.tuples(_CHANGES, (self._change,))
-            for change in changes:
-                if change[0] == "events":
-                    events.append(store_event(*change[1:8]))
-                else:
-                    jobs.add(self._apply(change))
-            if changes:
-                self._change = changes[-1][-1]
-            return jobs, events
-        self._read_all = not self.watch
-        if self.watch:
-            self._change = store.one("SELECT coalesce(max(n), 0) FROM fmlab_changes")[0]
-        for table in ROWS:
-            getattr(self, table).clear()
-        self.executions_by_job.clear()
-        self.effects_by_job.clear()
-        jobs = set()
-        for table in ROWS:
-            columns = COLUMNS[table]
-            for row in store.all(f"SELECT {', '.join(columns)} FROM {table} ORDER BY id"):
-                jobs.add(self._apply((table, *row)))
-        return jobs, store.events(self.seq)
-
-    def _apply(self, change: tuple[Any, ...]) -> int:
-        """Put one changed row in place (a deletion when all but its id is NULL); returns
-        the id of the job it belongs to."""
-        table, row_id = change[0], change[1]
-        rows: dict[int, dict[str, Any]] = getattr(self, table)
-        columns = COLUMNS[table]
-        old = rows.get(row_id)
-        if change[2] is None:  # NOT NULL in every table watched: this row was deleted
-            rows.pop(row_id, None)
-            if old is None:
-                return row_id if table == "jobs" else -1
-            return row_id if table == "jobs" else old["job_id"]
-        row = dict(zip(columns, change[1 : 1 + len(columns)], strict=True))
-        rows[row_id] = row
-        if table == "jobs":
-            return row_id
-        if old is None or old["job_id"] != row["job_id"]:
-            by_job = self.executions_by_job if table == "executions" else self.effects_by_job
-            by_job[row["job_id"]].append(row_id)
-        return row["job_id"]
-
-    def _fold(self, event: Event) -> None:
-        if event.seq != self.seq + 1 and not self.found_in_log["gap"]:
-            self.found_in_log["gap"].append(
-                Violation(
-                    "INV_003",
-                    f"the event log has a gap: seq {self.seq + 1} missing before {event.seq}",
-                    Evidence(events=(event.seq,)),
-                )
-            )
-        self.seq = event.seq
-        kind = event.type
-        if kind == "effect.applied":
-            self.applied_seq[event.detail["effect"]] = event.seq
-        elif kind == "execution.committed":
-            self.committed.add(event.execution_id)
-        elif kind == "reaper.swept":
-            self.last_sweep = event
-        elif kind == "job.redriven":
-            self.leases[event.job_id] = []
-        elif kind == "job.leased":
-            self.leases[event.job_id].append(event)
-            self.lease_seq[event.execution_id] = event.seq
-        elif kind == "lease.extended":
-            self.lease_seq[event.execution_id] = event.seq
-        if event.job_id is not None and event.detail.get("error"):
-            self.error_events[event.job_id].append(event)
-        _fold_moves(self, event)
-        _fold_fencing(self, event)
-
-    # Evidence helpers.
-
-    def executions_of(self, job_id: int) -> list[dict[str, Any]]:
-        rows = self.executions
-        ids = self.executions_by_job.get(job_id, ())
-        return [rows[i] for i in ids if i in rows and rows[i]["job_id"] == job_id]
-
-    def effects_of(self, job_id: int) -> list[dict[str, Any]]:
-        rows = self.effects
-        ids = self.effects_by_job.get(job_id, ())
-        return [rows[i] for i in ids if i in rows and rows[i]["job_id"] == job_id]
-
-    def evidence_for(self, what: str, subject: int | None, seq: int | None) -> Evidence:
-        seqs = () if seq is None else (seq,)
-        if what == "job":
-            executions = tuple(x["id"] for x in self.executions_of(subject))
-            return Evidence(() if subject is None else (subject,), executions, seqs)
-        execution = self.executions.get(subject)
-        jobs = () if execution is None else (execution["job_id"],)
-        return Evidence(jobs, () if subject is None else (subject,), seqs)
-
-    def seqs_of_effect(self, effect: int) -> tuple[int, ...]:
-        seq = self.applied_seq.get(effect)
-        return () if seq is None else (seq,)
-
-
-_WIDTH = max(len(columns) for columns in COLUMNS.values())
-VERBS = (("INSERT", "NEW"), ("UPDATE", "NEW"), ("DELETE", "OLD"))
-WATCH_PREFIX = "fmlab_watch_"
-_SLOTS = ", ".join(f"c{i}" for i in range(1, _WIDTH + 1))
-_CHANGES = f"SELECT tbl, {_SLOTS}, n FROM fmlab_changes WHERE n > ? ORDER BY n"
-"""Every change captured after change `?`, in the order it was written. The table only
-grows during a run (a read is cheaper than a delete); wiping the store empties it."""
-
-
-def _watch(store: Store) -> None:
-    """Triggers that copy every written row into the table `fmlab_changes`.
-
-    They write in the writer's own transaction, so a rolled-back write leaves no change
-    behind, and the change table's columns have no type, so every value keeps its exact
-    storage class. They are for in-memory simulation stores only, where the simulator
-    makes them once per process and copies the database image with them in it; `unwatch`
-    removes them before a simulated run is saved to a file.
-    """
-    if store.path != ":memory:":
-        raise ValueError("only an in-memory simulation store is watched")
-    if store.one("SELECT 1 FROM sqlite_master WHERE name = 'fmlab_changes'"):
-        return
-    statements = [f"CREATE TABLE fmlab_changes (n INTEGER PRIMARY KEY, tbl, {_SLOTS})"]
-    for table, columns in COLUMNS.items():
-        names = ", ".join(f"c{i}" for i in range(1, len(columns) + 1))
-        verbs = (("INSERT", "NEW"),) if table == "events" else VERBS
-        for verb, row in verbs:
-            values = (
-                ", ".join(f"{row}.{c}" for c in columns)
-                if verb != "DELETE"
-                else ", ".join([f"{row}.id", *(["NULL"] * (len(columns) - 1))])
-            )
-            statements.append(
-                f"CREATE TRIGGER {WATCH_PREFIX}{table}_{verb.lower()} AFTER {verb} ON {table}"
-                f" BEGIN INSERT INTO fmlab_changes (tbl, {names}) VALUES ('{table}', {values}); END"
-            )
-    for statement in statements:
-        store.all(statement)
-
-
-def unwatch(store: Store) -> None:
-    """Remove what `Monitor(watch=True)` added, leaving a plain lab database."""
-    for (name,) in store.all(
-        "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE ?",
-        (WATCH_PREFIX + "%",),
-    ):
-        store.all(f"DROP TRIGGER {name}")
-    store.all("DROP TABLE IF EXISTS fmlab_changes")
-
-
 # --- INV_001 -------------------------------------------------------------------------
 
 
-def check_effect_at_most_once(m: Monitor, final: bool) -> list[Violation]:
+def check_effect_at_most_once(m: "Monitor", final: bool) -> list[Violation]:
     """INV_001: a job's effect is applied at most once."""
     by_effect: dict[tuple[int, str, str], list[Any]] = defaultdict(list)
     for job in m.dirty:
@@ -364,7 +100,7 @@ def check_effect_at_most_once(m: Monitor, final: bool) -> list[Violation]:
 # --- INV_002 -------------------------------------------------------------------------
 
 
-def check_effects_recorded(m: Monitor, final: bool) -> list[Violation]:
+def check_effects_recorded(m: "Monitor", final: bool) -> list[Violation]:
     """INV_002: no irreversible effect without a durable record; a crash leaves a trace.
 
     Every effect has its `effect.applied` event and belongs to an execution of its job, and
@@ -413,7 +149,7 @@ _MOVES = (
 )
 
 
-def _fold_moves(m: Monitor, event: Event) -> None:
+def fold_moves(m: "Monitor", event: Event) -> None:
     """Replay the logged moves; a move that is illegal or starts from the wrong state is
     a violation of the log itself."""
     for what, key, legal in _MOVES:
@@ -443,7 +179,7 @@ def _fold_moves(m: Monitor, event: Event) -> None:
         m.replayed_seq[what][subject] = event.seq
 
 
-def check_transitions_logged(m: Monitor, final: bool) -> list[Violation]:
+def check_transitions_logged(m: "Monitor", final: bool) -> list[Violation]:
     """INV_003: only legal transitions, each one logged; the log gap-free and append-only."""
     violations = []
     missing = [name for name in APPEND_ONLY_TRIGGERS if name not in m.triggers]
@@ -474,7 +210,7 @@ def check_transitions_logged(m: Monitor, final: bool) -> list[Violation]:
 # --- INV_004 -------------------------------------------------------------------------
 
 
-def check_no_lost_or_lying_work(m: Monitor, final: bool) -> list[Violation]:
+def check_no_lost_or_lying_work(m: "Monitor", final: bool) -> list[Violation]:
     """INV_004: no lost and no lying work.
 
     Every SUCCEEDED job has its effect; every DEAD job carries its reasons; no job stays
@@ -536,7 +272,7 @@ def check_no_lost_or_lying_work(m: Monitor, final: bool) -> list[Violation]:
 # --- INV_005 -------------------------------------------------------------------------
 
 
-def check_failures_signalled(m: Monitor, final: bool) -> list[Violation]:
+def check_failures_signalled(m: "Monitor", final: bool) -> list[Violation]:
     """INV_005: every failure leaves a detectable signal: an event carrying the error."""
     violations = []
     for execution in (x for job in m.dirty for x in job.executions):
@@ -573,7 +309,7 @@ def check_failures_signalled(m: Monitor, final: bool) -> list[Violation]:
 # --- INV_006 -------------------------------------------------------------------------
 
 
-def check_retries_bounded(m: Monitor, final: bool) -> list[Violation]:
+def check_retries_bounded(m: "Monitor", final: bool) -> list[Violation]:
     """INV_006: retries are bounded: at most max_attempts attempts between redrives."""
     violations = []
     for view in m.dirty:
@@ -599,7 +335,7 @@ def check_retries_bounded(m: Monitor, final: bool) -> list[Violation]:
 # --- INV_007 -------------------------------------------------------------------------
 
 
-def _fold_fencing(m: Monitor, event: Event) -> None:
+def fold_fencing(m: "Monitor", event: Event) -> None:
     """Replay the log: after a job is leased with a newer token, or once a lease has
     expired, no write by the older holder may appear."""
     if event.type == "job.leased":
@@ -635,10 +371,10 @@ def _fold_fencing(m: Monitor, event: Event) -> None:
         m.expires[event.execution_id] = event.detail["lease_expires_at"]
 
 
-def check_fencing(m: Monitor, final: bool) -> list[Violation]:
+def check_fencing(m: "Monitor", final: bool) -> list[Violation]:
     """INV_007: a holder of a lost lease cannot change state.
 
-    The log is replayed as it is folded in (`_fold_fencing`): after a job is leased with a
+    The log is replayed as it is folded in (`fold_fencing`): after a job is leased with a
     newer token, or once a lease has expired, no write by the older holder may appear.
     """
     return list(m.found_in_log["INV_007"])
@@ -646,7 +382,7 @@ def check_fencing(m: Monitor, final: bool) -> list[Violation]:
 
 # --- registry ------------------------------------------------------------------------
 
-Checker = Callable[[Monitor, bool], list[Violation]]
+Checker = Callable[["Monitor", bool], list[Violation]]
 
 
 @dataclass(frozen=True)
@@ -707,4 +443,6 @@ def check(
     store: Store, *, final: bool = False, only: Iterable[str] | None = None
 ) -> list[Violation]:
     """Run the invariants over `store`; `final=True` adds the end-of-run liveness checks."""
+    from runtime.monitor import Monitor  # the monitor runs these rules: it imports this module
+
     return Monitor(store).check(final=final, only=only)

@@ -37,11 +37,13 @@ from runtime.faults import (
     FaultPlan,
     PauseAfter,
 )
-from runtime.invariants import Monitor, Violation, unwatch
+from runtime.invariants import Violation
 from runtime.marks import Marks
+from runtime.monitor import Monitor
 from runtime.policies import GUARDED, Policies
 from runtime.queue import REAPER, Queue
 from runtime.store import Event, Store
+from runtime.watch import unwatch
 from runtime.worker import ENDINGS, Handler, Worker
 
 STEP_MS_MAX = 1000

@@ -1,0 +1,230 @@
+"""The invariants, watching one store as it changes.
+
+What the checkers need from the event log (who applied what, which executions committed,
+which errors were logged, the replayed state of every job and execution) is folded in one
+event at a time, so checking after every step of a simulated run costs the step's new
+events, not the whole history again. Rows are read afresh: all of them by a fresh Monitor,
+only the changed ones (runtime.watch) by a watching one, and only the jobs those touched
+are checked again: what a step did not touch cannot have changed its verdict.
+
+A fresh Monitor folds the whole log at once: that is `invariants.check()`, the batch
+check. The same code serves both, so the per-step check and the batch check cannot
+disagree; a test compares them after every step of many runs all the same.
+"""
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from runtime import invariants
+from runtime.invariants import BY_ID, INVARIANTS, Evidence, Violation
+from runtime.store import Event, Store
+from runtime.store import event as store_event
+from runtime.watch import COLUMNS, ROWS, changes_after, install_watch
+
+
+@dataclass(frozen=True)
+class JobView:
+    """One job as a check sees it: its row (None if it has none), executions and effects."""
+
+    id: int
+    row: dict[str, Any] | None
+    executions: list[dict[str, Any]]
+    effects: list[dict[str, Any]]
+
+
+class Monitor:
+    """The invariants, watching one store as it changes.
+
+    What the checkers need from the event log (who applied what, which executions
+    committed, which errors were logged, the replayed state of every job and execution)
+    is folded in one event at a time, so checking after every step of a simulated run
+    costs the step's new events, not the whole history again.
+
+    Rows are another matter: a write that changed a job without logging it must be seen
+    the step it happens, so the log cannot say which rows to look at. A fresh Monitor
+    reads every row; a watching one (`watch=True`, for in-memory simulation stores) has
+    the database itself say what changed: triggers copy each written row into a change
+    table that every check drains. Only the jobs, executions and effects touched
+    since the last check are checked again; what they did not touch cannot have changed.
+
+    A fresh Monitor folds the whole log at once: that is `check()`, the batch check. The
+    same code serves both, so the per-step check and the batch check cannot disagree.
+    """
+
+    def __init__(self, store: Store, *, watch: bool = False) -> None:
+        self.store = store
+        self.watch = watch
+        self.seq = 0
+        self.fresh: list[Event] = []
+        """The events the latest check folded in."""
+        self.jobs: dict[int, dict[str, Any]] = {}
+        self.executions: dict[int, dict[str, Any]] = {}
+        self.effects: dict[int, dict[str, Any]] = {}
+        self.executions_by_job: dict[int, list[int]] = defaultdict(list)
+        self.effects_by_job: dict[int, list[int]] = defaultdict(list)
+        self.dirty: list[JobView] = []
+        """The jobs whose rows, executions, effects or events changed since the last check:
+        the only ones whose verdict can have changed."""
+        self.triggers: frozenset[str] = frozenset()
+        self._schema_version = -1
+        self._read_all = True
+        self._change = 0
+        """The number of the last change read from `fmlab_changes` (when watching)."""
+        # Folded from the log.
+        self.applied_seq: dict[int, int] = {}
+        self.committed: set[int] = set()
+        self.error_events: dict[int, list[Event]] = defaultdict(list)
+        self.leases: dict[int, list[Event]] = defaultdict(list)
+        self.last_sweep: Event | None = None
+        self.replayed: dict[str, dict[int, str | None]] = {"job": {}, "execution": {}}
+        self.replayed_seq: dict[str, dict[int, int]] = {"job": {}, "execution": {}}
+        self.newest_lease: dict[int, Event] = {}
+        self.expires: dict[int, float] = {}
+        self.lease_seq: dict[int, int] = {}
+        """Per execution, the seq of the event that granted or last extended its lease."""
+        self.found_in_log: dict[str, list[Violation]] = defaultdict(list)
+        if watch:
+            install_watch(store)
+
+    def check(self, *, final: bool = False, only: Iterable[str] | None = None) -> list[Violation]:
+        """Fold in what is new, then run the invariants over the store as it is now.
+
+        Violations of the log itself (an illegal move, a stale write) are reported by the
+        check that first folds them in; violations of the current state, by the checks
+        after the rows involved changed. `final` checks every row again.
+        """
+        jobs, self.fresh = self._read(final)
+        self.found_in_log = defaultdict(list)
+        if not jobs and not self.fresh and not final:
+            self.dirty = []
+            return []  # nothing was written since the last check, so nothing new is broken
+        swept = False
+        for event in self.fresh:
+            self._fold(event)
+            swept = swept or event.type == "reaper.swept"
+            if event.job_id is not None:
+                jobs.add(event.job_id)
+            elif event.execution_id in self.executions:
+                jobs.add(self.executions[event.execution_id]["job_id"])
+        if final or swept:  # a sweep may condemn any RUNNING job
+            jobs.update(self.jobs)
+        self.dirty = [
+            JobView(job, self.jobs.get(job), self.executions_of(job), self.effects_of(job))
+            for job in sorted(jobs)
+        ]
+        chosen = INVARIANTS if only is None else tuple(BY_ID[i] for i in only)
+        return [v for inv in chosen for v in inv.checker(self, final)]
+
+    def _read(self, final: bool) -> tuple[set[int], list[Event]]:
+        """Bring the rows up to date and fetch the new events; returns the ids of the jobs
+        whose rows, executions or effects changed, and the events."""
+        store = self.store
+        if final or self._read_all or not self.watch:
+            version = store.one("PRAGMA schema_version")[0]
+            if version != self._schema_version:
+                self._schema_version = version
+                self.triggers = frozenset(
+                    r[0] for r in store.all("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+                )
+        if not self._read_all:
+            jobs: set[int] = set()
+            events = []
+            changes = changes_after(store, self._change)
+            for change in changes:
+                if change[0] == "events":
+                    events.append(store_event(*change[1:8]))
+                else:
+                    jobs.add(self._apply(change))
+            if changes:
+                self._change = changes[-1][-1]
+            return jobs, events
+        self._read_all = not self.watch
+        if self.watch:
+            self._change = store.one("SELECT coalesce(max(n), 0) FROM fmlab_changes")[0]
+        for table in ROWS:
+            getattr(self, table).clear()
+        self.executions_by_job.clear()
+        self.effects_by_job.clear()
+        jobs = set()
+        for table in ROWS:
+            columns = COLUMNS[table]
+            for row in store.all(f"SELECT {', '.join(columns)} FROM {table} ORDER BY id"):
+                jobs.add(self._apply((table, *row)))
+        return jobs, store.events(self.seq)
+
+    def _apply(self, change: tuple[Any, ...]) -> int:
+        """Put one changed row in place (a deletion when all but its id is NULL); returns
+        the id of the job it belongs to."""
+        table, row_id = change[0], change[1]
+        rows: dict[int, dict[str, Any]] = getattr(self, table)
+        columns = COLUMNS[table]
+        old = rows.get(row_id)
+        if change[2] is None:  # NOT NULL in every table watched: this row was deleted
+            rows.pop(row_id, None)
+            if old is None:
+                return row_id if table == "jobs" else -1
+            return row_id if table == "jobs" else old["job_id"]
+        row = dict(zip(columns, change[1 : 1 + len(columns)], strict=True))
+        rows[row_id] = row
+        if table == "jobs":
+            return row_id
+        if old is None or old["job_id"] != row["job_id"]:
+            by_job = self.executions_by_job if table == "executions" else self.effects_by_job
+            by_job[row["job_id"]].append(row_id)
+        return row["job_id"]
+
+    def _fold(self, event: Event) -> None:
+        if event.seq != self.seq + 1 and not self.found_in_log["gap"]:
+            self.found_in_log["gap"].append(
+                Violation(
+                    "INV_003",
+                    f"the event log has a gap: seq {self.seq + 1} missing before {event.seq}",
+                    Evidence(events=(event.seq,)),
+                )
+            )
+        self.seq = event.seq
+        kind = event.type
+        if kind == "effect.applied":
+            self.applied_seq[event.detail["effect"]] = event.seq
+        elif kind == "execution.committed":
+            self.committed.add(event.execution_id)
+        elif kind == "reaper.swept":
+            self.last_sweep = event
+        elif kind == "job.redriven":
+            self.leases[event.job_id] = []
+        elif kind == "job.leased":
+            self.leases[event.job_id].append(event)
+            self.lease_seq[event.execution_id] = event.seq
+        elif kind == "lease.extended":
+            self.lease_seq[event.execution_id] = event.seq
+        if event.job_id is not None and event.detail.get("error"):
+            self.error_events[event.job_id].append(event)
+        invariants.fold_moves(self, event)
+        invariants.fold_fencing(self, event)
+
+    # Evidence helpers.
+
+    def executions_of(self, job_id: int) -> list[dict[str, Any]]:
+        rows = self.executions
+        ids = self.executions_by_job.get(job_id, ())
+        return [rows[i] for i in ids if i in rows and rows[i]["job_id"] == job_id]
+
+    def effects_of(self, job_id: int) -> list[dict[str, Any]]:
+        rows = self.effects
+        ids = self.effects_by_job.get(job_id, ())
+        return [rows[i] for i in ids if i in rows and rows[i]["job_id"] == job_id]
+
+    def evidence_for(self, what: str, subject: int | None, seq: int | None) -> Evidence:
+        seqs = () if seq is None else (seq,)
+        if what == "job":
+            executions = tuple(x["id"] for x in self.executions_of(subject))
+            return Evidence(() if subject is None else (subject,), executions, seqs)
+        execution = self.executions.get(subject)
+        jobs = () if execution is None else (execution["job_id"],)
+        return Evidence(jobs, () if subject is None else (subject,), seqs)
+
+    def seqs_of_effect(self, effect: int) -> tuple[int, ...]:
+        seq = self.applied_seq.get(effect)
+        return () if seq is None else (seq,)
