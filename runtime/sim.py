@@ -214,6 +214,11 @@ class Simulation:
     def advance(self, seconds: float) -> None:
         self.clock.advance(seconds)
 
+    @property
+    def violations(self) -> list[Violation]:
+        """What the checks after every step have found so far, in invariant order."""
+        return sorted(self._violations.values(), key=lambda v: v.inv)
+
     def reap(self) -> list[int]:
         return self.queue.reap()
 
@@ -245,7 +250,7 @@ class Simulation:
             policies=self.scenario.policies,
             store=self.store,
             steps=self.steps,
-            violations=sorted(self._violations.values(), key=lambda v: v.inv),
+            violations=self.violations,
             scheduler=self.scheduler,
             tape=self.choices.tape,
             labels=self.choices.labels,

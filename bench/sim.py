@@ -1,0 +1,240 @@
+"""The simulator's speed, beside raw SQLite and a Hypothesis machine: `make bench-sim`.
+
+The seeded explorer is worth having only if it searches far more than a Hypothesis state
+machine can in the same time; and how fast it can be at all is bounded by how fast SQLite
+commits, since every step is real transactions. So the three are measured in one run, on
+one machine, on the standard scenario (FM_001 under GUARDED, 5 jobs, 2 workers, every
+fault site, every invariant checked after every step): the ratios hold where the absolute
+figures would not. The figures are printed and written into docs/benchmarks.md, under
+`## Simulator`, from the measurements alone.
+"""
+
+import functools
+import os
+import platform
+import re
+import sqlite3
+import sys
+import textwrap
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from hypothesis import settings
+from hypothesis.stateful import run_state_machine_as_test
+
+from failure_modes.FM_001_duplicate_retry import scenario
+from failure_modes.machine import machine_for
+from runtime.explore import explore
+from runtime.policies import GUARDED
+
+JOBS, WORKERS = 5, 2
+STANDARD = functools.partial(scenario.scenario, GUARDED)
+"""The standard scenario's world: FM_001 under GUARDED, with every fault site in the mix."""
+SEEDS = {1: 3_000, 2: 6_000}
+"""Seeds explored per number of processes: several seconds of work each."""
+WARM_UP_SEEDS = 100
+SQLITE_TRANSACTIONS = 300_000
+MACHINE = settings(
+    max_examples=100, stateful_step_count=50, derandomize=True, database=None, deadline=None
+)
+SEEDS_PER_S_GOAL, SEEDS_PER_S_STRETCH = 1_000, 2_000
+"""Standard-scenario seeds a second on 2 processes."""
+OVER_HYPOTHESIS_GOAL = 20
+"""Simulator steps a second, as a multiple of the Hypothesis machine's."""
+DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+TITLE = "# Benchmarks"
+INTRO = (
+    "Every figure here is written by a benchmark, never typed: each section is replaced\n"
+    "whole when its make target runs. The figures of one section are measured side by\n"
+    "side, in one run on one machine, so compare ratios rather than absolute numbers\n"
+    "across machines."
+)
+HEADING = "## Simulator"
+
+
+@dataclass(frozen=True)
+class Rate:
+    count: int
+    seconds: float
+
+    @property
+    def per_s(self) -> float:
+        return self.count / self.seconds
+
+
+@dataclass(frozen=True)
+class Explored:
+    processes: int
+    seeds: Rate
+    steps: Rate
+
+
+@dataclass(frozen=True)
+class Figures:
+    explored: dict[int, Explored]
+    """By number of processes."""
+    sqlite: Rate
+    """`BEGIN IMMEDIATE; INSERT one row; COMMIT`s."""
+    machine: Rate
+    """Rules the Hypothesis machine ran."""
+    facts: dict[str, str]
+
+
+def measure_explorer(processes: int) -> Explored:
+    seeds = range(SEEDS[processes])
+    started = time.perf_counter()
+    summary = explore(STANDARD, seeds, jobs=JOBS, workers=WORKERS, processes=processes)
+    seconds = time.perf_counter() - started
+    if summary.failing:
+        raise SystemExit(f"the standard scenario broke under GUARDED: {summary.failing}")
+    return Explored(processes, Rate(len(seeds), seconds), Rate(summary.steps, seconds))
+
+
+def measure_sqlite(transactions: int = SQLITE_TRANSACTIONS) -> Rate:
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    conn.execute("CREATE TABLE rows (id INTEGER PRIMARY KEY, at REAL NOT NULL, note TEXT)")
+    started = time.perf_counter()
+    for n in range(transactions):
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("INSERT INTO rows (at, note) VALUES (?, ?)", (n / 1000, "step"))
+        conn.execute("COMMIT")
+    seconds = time.perf_counter() - started
+    conn.close()
+    return Rate(transactions, seconds)
+
+
+def measure_machine(config: settings = MACHINE) -> Rate:
+    machine = machine_for(STANDARD, jobs=JOBS, workers=WORKERS)
+    started = time.perf_counter()
+    run_state_machine_as_test(machine, settings=config)
+    return Rate(machine.rules_run, time.perf_counter() - started)
+
+
+def machine_facts() -> dict[str, str]:
+    return {
+        "CPUs": str(os.cpu_count()),
+        "platform": platform.platform(),
+        "Python": platform.python_version(),
+        "SQLite": sqlite3.sqlite_version,
+    }
+
+
+def measure() -> Figures:
+    """Warm up first (imports, the per-process database image, Hypothesis's caches), so
+    that what is timed is the steady state."""
+    explore(STANDARD, range(WARM_UP_SEEDS), jobs=JOBS, workers=WORKERS)
+    measure_sqlite(10_000)
+    measure_machine(settings(MACHINE, max_examples=5))
+    return Figures(
+        explored={n: measure_explorer(n) for n in sorted(SEEDS)},
+        sqlite=measure_sqlite(),
+        machine=measure_machine(),
+        facts=machine_facts(),
+    )
+
+
+def number(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def times(value: float) -> str:
+    if value >= 100:
+        return f"{value:,.0f}x"
+    return f"{value:.1f}x" if value >= 1 else f"{value:.2g}x"
+
+
+def verdict(met: bool) -> str:
+    return "met" if met else "**not met**"
+
+
+def section(f: Figures) -> str:
+    """The `## Simulator` section, from the figures alone."""
+    one, two = f.explored[1], f.explored[2]
+    over_hypothesis = one.steps.per_s / f.machine.per_s
+    over_sqlite = one.steps.per_s / f.sqlite.per_s
+    scaling = two.seeds.per_s / one.seeds.per_s
+    seeds_goal = (
+        f"at least {number(SEEDS_PER_S_GOAL)} (stretch {number(SEEDS_PER_S_STRETCH)}): "
+        + verdict(two.seeds.per_s >= SEEDS_PER_S_GOAL)
+        + (", stretch met" if two.seeds.per_s >= SEEDS_PER_S_STRETCH else "")
+    )
+    rows = [
+        ("seeds/s, 1 process", number(one.seeds.per_s), ""),
+        ("seeds/s, 2 processes", number(two.seeds.per_s), seeds_goal),
+        ("simulator steps/s, 1 process", number(one.steps.per_s), ""),
+        ("simulator steps/s, 2 processes", number(two.steps.per_s), ""),
+        ("Hypothesis machine steps/s", number(f.machine.per_s), ""),
+        ("raw SQLite transactions/s", number(f.sqlite.per_s), ""),
+        (
+            "simulator ÷ Hypothesis steps/s (1 process each)",
+            times(over_hypothesis),
+            f"at least {OVER_HYPOTHESIS_GOAL}x: "
+            + verdict(over_hypothesis >= OVER_HYPOTHESIS_GOAL),
+        ),
+        (
+            "simulator steps/s ÷ raw SQLite transactions/s",
+            times(over_sqlite),
+            f"a step takes as long as {number(1 / over_sqlite)} bare transactions",
+        ),
+        ("seeds/s, 2 processes ÷ 1 process", times(scaling), ""),
+    ]
+    about = (
+        "Written by `make bench-sim`. The standard scenario is FM_001's world under "
+        f"GUARDED: {JOBS} jobs, {WORKERS} workers, every fault site in the mix, every "
+        "invariant checked after every step. The explorer ran "
+        f"{number(one.seeds.count)} seeds ({number(one.steps.count)} steps) on 1 process "
+        f"and {number(two.seeds.count)} seeds ({number(two.steps.count)} steps) on 2. The "
+        "Hypothesis machine (`failure_modes/machine.py`: the same world, its faults chosen "
+        f"by its rules) ran {MACHINE.max_examples} programs of up to "
+        f"{MACHINE.stateful_step_count} steps, {number(f.machine.count)} steps in all. "
+        f"SQLite ran {number(f.sqlite.count)} transactions (`BEGIN IMMEDIATE`, `INSERT` of "
+        "one small row, `COMMIT`) on `:memory:` in the same process; a simulator step runs "
+        "one or more such transactions, then the invariant checks."
+    )
+    lines = [
+        HEADING,
+        "",
+        textwrap.fill(about, width=90, break_on_hyphens=False),
+        "",
+        "| figure | measured | goal |",
+        "| --- | ---: | --- |",
+        *(f"| {name} | {value} | {goal} |" for name, value, goal in rows),
+        "",
+        "| machine | |",
+        "| --- | --- |",
+        *(f"| {name} | {value} |" for name, value in f.facts.items()),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def with_section(document: str, new: str) -> str:
+    """`document` with its `## Simulator` section (up to the next `## ` heading or the
+    end) replaced by `new`, or `new` appended when it has none."""
+    match = re.search(rf"^{re.escape(HEADING)}\n.*?(?=^## |\Z)", document, re.M | re.S)
+    if match is None:
+        return document.rstrip("\n") + "\n\n" + new
+    following = "\n" if match.end() < len(document) else ""
+    return document[: match.start()] + new + following + document[match.end() :]
+
+
+def write(new: str, path: Path = DOC) -> None:
+    document = path.read_text() if path.exists() else f"{TITLE}\n\n{INTRO}\n"
+    path.write_text(with_section(document, new))
+
+
+def main() -> None:
+    print(
+        f"measuring: the explorer on {SEEDS[1]:,} and {SEEDS[2]:,} seeds, "
+        f"{SQLITE_TRANSACTIONS:,} SQLite transactions, {MACHINE.max_examples} Hypothesis "
+        "programs...",
+        file=sys.stderr,
+    )
+    text = section(measure())
+    print(text, end="")
+    write(text)
+    print(f"\nwrote the {HEADING.removeprefix('## ')} section of docs/{DOC.name}")
+
+
+if __name__ == "__main__":
+    main()
