@@ -48,10 +48,6 @@ class Choices(random.Random):
         self.tape: list[int] = []
         self.labels: list[str] = []
 
-    @property
-    def replaying(self) -> bool:
-        return self._replay is not None
-
     def below(self, n: int, label: str) -> int:
         """An index in [0, n). With one option there is nothing to decide and nothing is
         written on the tape."""
@@ -105,9 +101,6 @@ class Choices(random.Random):
             value = self.below(n + 1, f"{label}: none | {' | '.join(options)}")
         return options[value - 1] if value else None
 
-    def pick(self, options: Sequence[str], label: str) -> str:
-        return options[self.below(len(options), f"{label}: {' | '.join(options)}")]
-
     # random.Random's two primitives, so every derived method draws through the tape.
 
     def random(self) -> float:
@@ -115,9 +108,6 @@ class Choices(random.Random):
 
     def getrandbits(self, k: int) -> int:
         return self.below(1 << k, "bits") if k else 0
-
-    def decisions(self) -> list[Choice]:
-        return decisions(self.labels, self.tape)
 
 
 def _key(label: str) -> str:

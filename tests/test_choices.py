@@ -16,7 +16,7 @@ def ask(choices: Choices) -> list[object]:
         choices.below(5, "next actor"),
         choices.chance(0.5, "switch on crash@started"),
         choices.maybe(("crash", "pause"), 0.3, "fault after w1 started"),
-        choices.pick(("w1", "w2", "reaper"), "next"),
+        choices.below(3, "next: w1 | w2 | reaper"),
         round(choices.uniform(0.0, 8.0), 6),  # random.Random's own method, through the tape
         choices.below(1, "only one option"),
     ]
@@ -40,7 +40,7 @@ def test_one_option_is_no_decision_and_leaves_the_tape_alone():
 
 def test_a_tape_that_runs_out_answers_the_plainest_answer():
     choices = Choices(tape=[])
-    assert ask(choices) == [0, False, None, "w1", 0.0, 0]
+    assert ask(choices) == [0, False, None, 0, 0.0, 0]
 
 
 def test_an_answer_out_of_range_is_clamped_not_refused():
