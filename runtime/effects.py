@@ -4,6 +4,12 @@ Every job in this runtime exists to cause one effect (award points, charge a car
 mail). An effect has a sink (where it lands) and a key (which logical effect it is; by
 default one per job). The sink records every application durably with the job and the
 execution that caused it, so "was this applied twice?" is a query, not a suspicion.
+
+An *external* effect lands in another system (a card processor, a mail server). No
+transaction spans both, so it is called on its own, before the commit, and a call can
+apply and still fail on the way back (a timeout). Its defence is the idempotency key: the
+call carries the effect's key, and the other system answers a repeat with the first
+result instead of applying it again (Stripe's `Idempotency-Key`, for one).
 """
 
 from dataclasses import dataclass, field
@@ -17,6 +23,8 @@ class Effect:
     sink: str
     key: str
     detail: dict[str, Any] = field(default_factory=dict)
+    external: bool = False
+    """It lands in another system: called at `effect_applied`, outside any commit."""
 
 
 @dataclass(frozen=True)
@@ -30,7 +38,10 @@ class AppliedEffect:
 
 
 def apply(tx: Tx, at: float, effect: Effect, *, job_id: int, execution_id: int, worker: str) -> int:
-    """Record one application of `effect` and log it, inside the caller's transaction."""
+    """Record one application of `effect` and log it, inside the caller's transaction.
+
+    The `effect.applied` event of an external effect says so (`external`): INV_002 gives
+    its job the retries to confirm it."""
     cursor = tx.execute(
         "INSERT INTO effects (sink, key, job_id, execution_id, detail, at)"
         " VALUES (?, ?, ?, ?, ?, ?)",
@@ -47,17 +58,26 @@ def apply(tx: Tx, at: float, effect: Effect, *, job_id: int, execution_id: int, 
         sink=effect.sink,
         key=effect.key,
         effect=effect_id,
+        **({"external": True} if effect.external else {}),
     )
     return effect_id
 
 
-def find(tx: Tx, effect: Effect, *, job_id: int) -> AppliedEffect | None:
-    """The first application of this job's `effect`, if any."""
-    row = tx.one(
-        "SELECT id, sink, key, job_id, execution_id, at FROM effects"
-        " WHERE sink = ? AND key = ? AND job_id = ? ORDER BY id LIMIT 1",
-        (effect.sink, effect.key, job_id),
-    )
+def find(tx: Tx, effect: Effect, *, job_id: int | None) -> AppliedEffect | None:
+    """The first application of this job's `effect` (of any job's, when `job_id` is None:
+    an external system knows its idempotency keys, not our jobs)."""
+    if job_id is None:
+        row = tx.one(
+            "SELECT id, sink, key, job_id, execution_id, at FROM effects"
+            " WHERE sink = ? AND key = ? ORDER BY id LIMIT 1",
+            (effect.sink, effect.key),
+        )
+    else:
+        row = tx.one(
+            "SELECT id, sink, key, job_id, execution_id, at FROM effects"
+            " WHERE sink = ? AND key = ? AND job_id = ? ORDER BY id LIMIT 1",
+            (effect.sink, effect.key, job_id),
+        )
     return AppliedEffect(*row) if row else None
 
 

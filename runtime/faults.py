@@ -18,7 +18,9 @@ The sites, and the failure modes that need them:
   and retried would (FM_008);
 - `clock_jump`: the clock steps forward past a lease, or back (FM_010);
 - `db_error`: the worker's next transaction fails to begin, like "database is locked"
-  (FM_007 and the real-process store).
+  (FM_007 and the real-process store);
+- `external_timeout`: an external call (runtime.effects) applies, but its answer never
+  comes back: the worker fails the attempt and a retry calls again (FM_002).
 """
 
 from collections import Counter
@@ -36,6 +38,7 @@ SITES: tuple[str, ...] = (
     "duplicate_delivery",
     "clock_jump",
     "db_error",
+    "external_timeout",
 )
 
 

@@ -21,7 +21,7 @@ from runtime.queue import REAPER
 from runtime.store import Event, Store
 
 if TYPE_CHECKING:
-    from runtime.monitor import Monitor
+    from runtime.monitor import JobView, Monitor
 
 APPEND_ONLY_TRIGGERS = ("events_are_append_only_update", "events_are_append_only_delete")
 WORKER_WRITES = frozenset(
@@ -106,9 +106,24 @@ def check_effects_recorded(m: "Monitor", final: bool) -> list[Violation]:
     Every effect has its `effect.applied` event and belongs to an execution of its job, and
     an execution that applied an effect has committed it: an effect left behind by an
     attempt that ended without committing is work the system does not know it did.
+
+    An external effect is called before the commit, so a timeout can leave one applied by
+    an attempt that then failed. It is known once a later attempt of its job repeats the
+    call, has it absorbed by its idempotency key and commits; until the job has finished
+    (or the run has), that may still come.
     """
     violations = []
-    for row in (row for job in m.dirty for row in job.effects):
+    for view in m.dirty:
+        finished = final or (view.row is not None and view.row["state"] in states.JOB_TERMINAL)
+        violations += _effects_recorded(m, view, finished, final)
+    return violations
+
+
+def _effects_recorded(
+    m: "Monitor", view: "JobView", finished: bool, final: bool
+) -> list[Violation]:
+    violations = []
+    for row in view.effects:
         effect, job, execution = row["id"], row["job_id"], row["execution_id"]
         owner = m.executions.get(execution)
         if effect not in m.applied_seq:
@@ -127,8 +142,11 @@ def check_effects_recorded(m: "Monitor", final: bool) -> list[Violation]:
                     Evidence((job,), (execution,), m.seqs_of_effect(effect)),
                 )
             )
-        elif execution not in m.committed and (
-            final or owner["status"] not in states.EXECUTION_OPEN
+        elif (
+            execution not in m.committed
+            and (final or owner["status"] not in states.EXECUTION_OPEN)
+            and (finished or effect not in m.external_effects)
+            and not any(x in m.committed for x in m.absorbed_by.get(effect, ()))
         ):
             violations.append(
                 Violation(
@@ -213,7 +231,8 @@ def check_transitions_logged(m: "Monitor", final: bool) -> list[Violation]:
 def check_no_lost_or_lying_work(m: "Monitor", final: bool) -> list[Violation]:
     """INV_004: no lost and no lying work.
 
-    Every SUCCEEDED job has its effect; every DEAD job carries its reasons; no job stays
+    Every SUCCEEDED job has its effect (applied by it, or absorbed by an external system as a
+    repeat of one applied before); every DEAD job carries its reasons; no job stays
     RUNNING on a lease that had expired when the reaper swept; and once the run is over
     (`final`), every accepted job has ended SUCCEEDED or DEAD. Only a sweep logged after
     the lease was granted (or last extended) counts: when the clock steps back, a sweep
@@ -226,7 +245,7 @@ def check_no_lost_or_lying_work(m: "Monitor", final: bool) -> list[Violation]:
         if job is None:
             continue
         state = job["state"]
-        if state == states.SUCCEEDED and not view.effects:
+        if state == states.SUCCEEDED and not view.effects and job_id not in m.absorbed_jobs:
             violations.append(
                 Violation(
                     "INV_004",
@@ -344,6 +363,8 @@ def fold_fencing(m: "Monitor", event: Event) -> None:
         return
     if event.type not in WORKER_WRITES or event.worker == REAPER or event.job_id is None:
         return
+    if event.detail.get("external"):
+        return  # another system's record of a call it took: fencing cannot reach it
     current = m.newest_lease.get(event.job_id)
     if current is not None and event.execution_id != current.execution_id:
         m.found_in_log["INV_007"].append(

@@ -23,6 +23,7 @@ MARKS: dict[str, str] = {
     "fault.duplicate_delivery": "the simulator delivered a client's submit twice",
     "fault.clock_jump": "the simulator stepped the clock forward or back",
     "fault.db_error": "the simulator failed a worker's next transaction",
+    "fault.external_timeout": "the simulator lost the answer of an external call that applied",
 }
 
 

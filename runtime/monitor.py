@@ -75,6 +75,10 @@ class Monitor:
         # Folded from the log.
         self.applied_seq: dict[int, int] = {}
         self.committed: set[int] = set()
+        self.external_effects: set[int] = set()
+        self.absorbed_by: dict[int, set[int]] = defaultdict(set)
+        """Per effect, the executions whose repeat of it was absorbed."""
+        self.absorbed_jobs: set[int] = set()
         self.error_events: dict[int, list[Event]] = defaultdict(list)
         self.leases: dict[int, list[Event]] = defaultdict(list)
         self.last_sweep: Event | None = None
@@ -188,6 +192,11 @@ class Monitor:
         kind = event.type
         if kind == "effect.applied":
             self.applied_seq[event.detail["effect"]] = event.seq
+            if event.detail.get("external"):
+                self.external_effects.add(event.detail["effect"])
+        elif kind == "effect.absorbed":
+            self.absorbed_by[event.detail["effect"]].add(event.execution_id)
+            self.absorbed_jobs.add(event.job_id)
         elif kind == "execution.committed":
             self.committed.add(event.execution_id)
         elif kind == "reaper.swept":

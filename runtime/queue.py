@@ -256,16 +256,39 @@ class Queue:
             ),
         )
 
+    def call_external(self, lease: Lease, effect: Effect) -> None:
+        """Call another system with an external effect, carrying its key as the idempotency
+        key: a repeat is answered with the first call's result (`effect.absorbed`).
+
+        Not fenced: the other system does not know our leases. One transaction stands for
+        the other system's own record of the call.
+        """
+        now = self.clock.now()
+        with self.store.transaction() as tx:
+            first = effects.find(tx, effect, job_id=None)
+            if first is None:
+                effects.apply(
+                    tx,
+                    now,
+                    effect,
+                    job_id=lease.job_id,
+                    execution_id=lease.execution_id,
+                    worker=lease.worker,
+                )
+            else:
+                self._absorb(tx, now, lease, effect, first)
+
     def commit(self, lease: Lease, effect: Effect) -> None:
         """Record that the attempt's work is done. Fenced.
 
         With the commit boundary (GUARDED), the effect is written here, in the same
         transaction, unless this job's effect is already recorded: then the repeat is
-        absorbed (`effect.absorbed`) and nothing is applied twice.
+        absorbed (`effect.absorbed`) and nothing is applied twice. An external effect was
+        called before; the commit records only that the work is done.
         """
 
         def mark(tx: Tx, now: float) -> None:
-            if self.policies.commit_boundary:
+            if self.policies.commit_boundary and not effect.external:
                 first = effects.find(tx, effect, job_id=lease.job_id)
                 if first is None:
                     effects.apply(
@@ -277,16 +300,7 @@ class Queue:
                         worker=lease.worker,
                     )
                 else:
-                    tx.event(
-                        now,
-                        "effect.absorbed",
-                        **_at(lease),
-                        sink=effect.sink,
-                        key=effect.key,
-                        effect=first.id,
-                        first_execution=first.execution_id,
-                    )
-                    self.marks.hit("effect.absorbed")
+                    self._absorb(tx, now, lease, effect, first)
             _move_execution(tx, lease.execution_id, states.IN_PROGRESS, states.COMMITTED)
             tx.event(
                 now,
@@ -296,6 +310,21 @@ class Queue:
             )
 
         self._fenced(lease, "commit", mark)
+
+    def _absorb(
+        self, tx: Tx, now: float, lease: Lease, effect: Effect, first: effects.AppliedEffect
+    ) -> None:
+        tx.event(
+            now,
+            "effect.absorbed",
+            **_at(lease),
+            sink=effect.sink,
+            key=effect.key,
+            effect=first.id,
+            first_execution=first.execution_id,
+            **({"external": True} if effect.external else {}),
+        )
+        self.marks.hit("effect.absorbed")
 
     def ack(self, lease: Lease) -> None:
         """Finish the job: SUCCEEDED, execution DONE, lease released. Fenced."""

@@ -379,6 +379,8 @@ class Simulation:
         sites = [
             site for site in (*_SITES_AFTER.get(step, ()), *_SITES_ANY) if site in self.active_sites
         ]
+        if self.workers[worker].in_external_call and "external_timeout" in self.active_sites:
+            sites.append("external_timeout")
         fault = self.choices.maybe(sites, self.scenario.mix.firing, f"fault after {worker} {step}")
         if fault is None:
             return
@@ -401,6 +403,21 @@ class Simulation:
             self._db_error_armed.add(worker)
             self.marks.hit("fault.db_error")
             self.queue.note("fault.db_error", worker=worker)
+        elif fault == "external_timeout":
+            self._time_out(worker)
+
+    def _time_out(self, worker: str) -> None:
+        """The external call applied; its answer is lost. The worker, still waiting on it,
+        gets a TimeoutError where it waits, and fails the attempt."""
+        self.marks.hit("fault.external_timeout")
+        self.queue.note("fault.external_timeout", worker=worker)
+        attempt = self._running.pop(worker)
+        self._acting = worker
+        try:
+            ending = attempt.throw(TimeoutError("no answer from the external call"))
+        finally:
+            self._acting = None
+        self._last_step[worker] = ending
 
     def _pause(self, worker: str, seconds: float) -> None:
         self._paused_until[worker] = self.clock.now() + seconds

@@ -10,8 +10,11 @@ everything durable is in the store.
 `effect_applied` is the point where the handler has produced its effect. Without the
 commit boundary the effect is written right there, on its own; with it (GUARDED) the
 effect waits in memory and is written inside the commit, so a crash between the two
-leaves nothing half-done. A handler that raises ends the attempt at `failed` (the error is
-recorded and the job retried or dead-lettered); a refused write ends it at `lease_lost`;
+leaves nothing half-done. An external effect (runtime.effects) cannot wait: it is called
+right there, and a timeout on its answer fails the attempt like a handler error.
+
+A handler that raises ends the attempt at `failed` (the error is recorded and the job
+retried or dead-lettered); a refused write ends it at `lease_lost`;
 a transaction the store could not run ends it at `store_error`. Either way the worker lets
 go: the lease runs out and the reaper hands the job on, so nothing accepted is lost.
 """
@@ -33,6 +36,9 @@ class Worker:
         self.name = name
         self.queue = queue
         self.handlers = handlers
+        self.in_external_call = False
+        """True while the worker waits on an external call's answer (at `effect_applied`):
+        where a timeout can strike after the call has applied."""
 
     def attempt(self) -> Iterator[str]:
         """Lease one ready job and run it, yielding each step's name once it is done.
@@ -61,9 +67,19 @@ class Worker:
                 self.queue.fail(lease, f"{type(error).__name__}: {error}")
                 yield "failed"
                 return
-            if not self.queue.policies.commit_boundary:
-                self.queue.apply_effect(lease, effect)
-            yield "effect_applied"
+            try:
+                if effect.external:
+                    self.in_external_call = True
+                    self.queue.call_external(lease, effect)
+                elif not self.queue.policies.commit_boundary:
+                    self.queue.apply_effect(lease, effect)
+                yield "effect_applied"
+            except TimeoutError as error:  # the call applied, but its answer never came
+                self.queue.fail(lease, f"TimeoutError: {error}")
+                yield "failed"
+                return
+            finally:
+                self.in_external_call = False
             self.queue.commit(lease, effect)
             yield "committed"
             self.queue.ack(lease)

@@ -524,3 +524,66 @@ def test_inv_004_ignores_a_sweep_logged_before_the_lease_when_the_clock_stepped_
     clock.set(40.0)
     queue.lease("w1")
     assert check(queue.store) == []
+
+
+# --- external effects: another system's record ---------------------------------------
+
+CHARGE = Effect("payments", "charge-1001", external=True)
+
+
+def timed_out_charge(queue: Queue, worker: str = "w1") -> Lease:
+    """A lease whose external charge applied, then whose answer was lost: the attempt
+    fails with the charge made."""
+    lease = queue.lease(worker)
+    queue.start(lease)
+    queue.call_external(lease, CHARGE)
+    queue.fail(lease, "TimeoutError: no answer from the external call")
+    return lease
+
+
+def test_inv_002_gives_a_job_with_an_unconfirmed_external_charge_its_retries():
+    queue, _ = new_queue()
+    queue.submit("charge", {"order": 1001}, max_attempts=2)
+    timed_out_charge(queue)
+    assert queue.get(1).state == "PENDING"
+    assert check(queue.store) == []  # the retry may still confirm it
+
+
+def test_inv_002_finds_an_external_charge_no_attempt_confirmed_once_the_job_is_dead():
+    queue, _ = new_queue()
+    queue.submit("charge", {"order": 1001}, max_attempts=1)
+    timed_out_charge(queue)
+    violation = the_violation(queue.store, "INV_002")
+    assert "execution 1 applied job 1's effect payments/charge-1001" in violation.message
+    assert violation.evidence.executions == (1,)
+
+
+def test_inv_002_holds_when_a_retry_has_the_charge_absorbed_and_commits():
+    queue, clock = new_queue()
+    queue.submit("charge", {"order": 1001}, max_attempts=2)
+    timed_out_charge(queue)
+    clock.set(queue.get(1).run_at)
+    retry = queue.lease("w2")
+    queue.start(retry)
+    queue.call_external(retry, CHARGE)  # the payment API answers with the first charge
+    queue.commit(retry, CHARGE)
+    queue.ack(retry)
+    assert last(queue.store, "effect.absorbed").detail["first_execution"] == 1
+    assert check(queue.store, final=True) == []
+
+
+def test_inv_007_leaves_another_systems_record_of_a_stale_call_alone():
+    """A zombie can still call the payment API: the API does not know our leases. Its
+    record of the call is not a write to our state; what it must not do is charge twice
+    (INV_001), which the idempotency key prevents."""
+    queue, clock = new_queue()
+    queue.submit("charge", {"order": 1001})
+    zombie = queue.lease("w1")
+    queue.start(zombie)
+    clock.advance(POLICIES.lease_s)
+    queue.reap()
+    fresh = queue.lease("w2")
+    queue.start(fresh)
+    queue.call_external(fresh, CHARGE)
+    queue.call_external(zombie, CHARGE)  # absorbed: the first charge stands
+    assert check(queue.store) == []

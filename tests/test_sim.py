@@ -6,14 +6,18 @@ finds exactly what a full batch check after every step finds. Coverage: under GU
 every fault the mix names does fire somewhere in a few hundred seeds, and nothing breaks.
 """
 
+import dataclasses
+
 import pytest
 
 from failure_modes.FM_001_duplicate_retry import scenario as fm001
 from runtime import invariants, states
-from runtime.faults import SITES, FaultMix
+from runtime.effects import Effect
+from runtime.faults import ALL_FAULTS, SITES, FaultMix
 from runtime.marks import MARKS
 from runtime.policies import GUARDED
-from runtime.sim import Simulation
+from runtime.queue import Job
+from runtime.sim import JobSpec, Scenario, Simulation, worker_names
 from runtime.store import Store
 
 BASELINE = GUARDED.without("commit_boundary")
@@ -49,6 +53,23 @@ def test_a_reused_store_gives_the_same_runs_as_fresh_ones():
         assert [str(v) for v in reused.violations] == fresh_violations
 
 
+def charge(job: Job) -> Effect:
+    """A card charge: an external effect, keyed by order, as a payment API would be."""
+    return Effect("payments", f"charge-{job.payload['order']}", external=True)
+
+
+def shop(policies, jobs: int = 4, workers: int = 2) -> Scenario:
+    """Half the jobs award points (in our ledger), half charge a card (elsewhere)."""
+    specs = tuple(
+        JobSpec("charge", {"order": n}, key=f"charge-{n}")
+        if n % 2
+        else JobSpec("award_points", {"order": n, "points": 5}, key=f"points-{n}")
+        for n in range(jobs)
+    )
+    handlers = {"charge": charge, **fm001.HANDLERS}
+    return Scenario(specs, handlers, worker_names(workers), policies, mix=ALL_FAULTS)
+
+
 @pytest.mark.parametrize("policies", [GUARDED, BASELINE], ids=["guarded", "baseline"])
 def test_the_watching_monitor_finds_what_a_full_check_after_every_step_finds(policies, monkeypatch):
     """The per-step monitor reads only what changed; a batch check reads everything. After
@@ -73,7 +94,9 @@ def test_the_watching_monitor_finds_what_a_full_check_after_every_step_finds(pol
 
 
 def test_under_guarded_every_fault_fires_and_every_run_holds():
-    world = fm001.scenario(GUARDED, jobs=5)
+    """With attempts to spare: a charge made by a job's last attempt and never confirmed is
+    the residual risk shown below, not something a guard here prevents."""
+    world = shop(dataclasses.replace(GUARDED, attempts_max=12), jobs=5)
     marks: dict[str, int] = {}
     for seed in range(300):
         result = Simulation(seed, world).run()
@@ -85,6 +108,40 @@ def test_under_guarded_every_fault_fires_and_every_run_holds():
     assert faults <= set(marks), f"faults that never fired: {faults - set(marks)}"
     for guard in ("fence.refused", "effect.absorbed", "submit.absorbed", "reaper.rescued"):
         assert marks.get(guard), guard
+
+
+TIMEOUTS = FaultMix(sites=("external_timeout",), activation=1.0, firing=0.3)
+"""Only lost answers of external calls, often."""
+
+
+def test_a_timed_out_external_call_is_absorbed_when_the_retry_calls_again():
+    """The charge applied, its answer was lost, the attempt failed; the retry calls again
+    with the same idempotency key and the payment API answers with the first charge. With
+    attempts to spare, nothing is violated: no order charged twice (INV_001), every charge
+    confirmed by a commit (INV_002)."""
+    roomy = dataclasses.replace(GUARDED, attempts_max=12)
+    world = dataclasses.replace(shop(roomy, jobs=4), mix=TIMEOUTS)
+    absorbed = 0
+    for seed in range(40):
+        result = Simulation(seed, world).run()
+        assert result.violations == [], f"seed {seed}: {result.violations}"
+        absorbed += result.marks["effect.absorbed"]
+    assert absorbed > 10
+
+
+def test_a_job_whose_every_answer_is_lost_dead_letters_a_charge_nobody_confirmed():
+    """What the idempotency key cannot do: with one attempt, a lost answer leaves the job
+    DEAD and the card charged. INV_002 says so, with the execution that called; someone
+    must ask the payment API what happened (FM_002's recovery)."""
+    single = dataclasses.replace(GUARDED, attempts_max=1)
+    world = dataclasses.replace(shop(single, jobs=2), mix=TIMEOUTS)
+    found = []
+    for seed in range(20):
+        result = Simulation(seed, world).run()
+        found += result.violations
+        assert set(result.violated()) <= {"INV_002"}, result.violations
+    assert found
+    assert all("ended FAILED without committing" in v.message for v in found)
 
 
 def test_two_level_activation_gives_each_seed_its_own_mix():

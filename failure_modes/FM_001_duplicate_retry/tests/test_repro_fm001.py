@@ -68,17 +68,20 @@ def test_exploration_finds_the_duplicate_without_being_told_where_to_crash():
 
 def test_the_failure_shrinks_to_a_schedule_a_reader_can_follow():
     """The first failing seed, shrunk: one order; w1 applies the points, then something
-    keeps it from committing (it crashes, or its commit's transaction fails); the reaper
-    rescues the lease and the retry applies the points again. Two decisions matter: a
-    fault site was switched on, and it fired right after `effect_applied`."""
+    keeps it from committing (a crash, a failed transaction, a pause past its lease); the
+    reaper rescues the lease and the retry applies the points again. The decisions that
+    matter: one fault site switched on, and that fault firing right after w1's
+    `effect_applied` (and, at most, how long a step took)."""
     summary = explore(BUILD, range(scenario.META.found_within), jobs=3, workers=2)
     first = summary.first_failure
     shrunk = shrink(BUILD, first.case(jobs=3, workers=2), "INV_001")
     assert shrunk.steps <= 10, shrunk
     result = replay(BUILD, shrunk.case, stop_on="INV_001")
-    switched, fired = [describe(c) for c in result.decisions() if c.value]
-    site = fired.removeprefix("fault after w1 effect_applied: ")
-    assert site in ("crash@effect_applied", "db_error"), fired
-    assert switched == f"switch on {site}: yes"
+    mattered = [describe(c) for c in result.decisions() if c.value]
+    [fired] = [d for d in mattered if d.startswith("fault after ")]
+    assert fired.startswith("fault after w1 effect_applied: "), mattered
+    site = fired.rsplit(": ", 1)[1]
+    assert f"switch on {site}: yes" in mattered
+    assert len(mattered) <= 4, mattered
     assert shrunk.case.jobs == 1
     assert result.violated()[0] == "INV_001"
