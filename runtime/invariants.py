@@ -14,14 +14,12 @@ what the runtime itself recorded, not from what the test harness knows it broke.
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from runtime import states
+from runtime.monitor import JobView, Monitor
 from runtime.queue import REAPER
 from runtime.store import Event, Store
-
-if TYPE_CHECKING:
-    from runtime.monitor import JobView, Monitor
 
 APPEND_ONLY_TRIGGERS = ("events_are_append_only_update", "events_are_append_only_delete")
 WORKER_WRITES = frozenset(
@@ -72,7 +70,7 @@ class Violation:
 # --- INV_001 -------------------------------------------------------------------------
 
 
-def check_effect_at_most_once(m: "Monitor", final: bool) -> list[Violation]:
+def check_effect_at_most_once(m: Monitor, final: bool) -> list[Violation]:
     """INV_001: a job's effect is applied at most once."""
     by_effect: dict[tuple[int, str, str], list[Any]] = defaultdict(list)
     for job in m.dirty:
@@ -100,7 +98,7 @@ def check_effect_at_most_once(m: "Monitor", final: bool) -> list[Violation]:
 # --- INV_002 -------------------------------------------------------------------------
 
 
-def check_effects_recorded(m: "Monitor", final: bool) -> list[Violation]:
+def check_effects_recorded(m: Monitor, final: bool) -> list[Violation]:
     """INV_002: no irreversible effect without a durable record; a crash leaves a trace.
 
     Every effect has its `effect.applied` event and belongs to an execution of its job, and
@@ -119,9 +117,7 @@ def check_effects_recorded(m: "Monitor", final: bool) -> list[Violation]:
     return violations
 
 
-def _effects_recorded(
-    m: "Monitor", view: "JobView", finished: bool, final: bool
-) -> list[Violation]:
+def _effects_recorded(m: Monitor, view: JobView, finished: bool, final: bool) -> list[Violation]:
     violations = []
     for row in view.effects:
         effect, job, execution = row["id"], row["job_id"], row["execution_id"]
@@ -167,9 +163,17 @@ _MOVES = (
 )
 
 
-def fold_moves(m: "Monitor", event: Event) -> None:
-    """Replay the logged moves; a move that is illegal or starts from the wrong state is
-    a violation of the log itself."""
+def fold_log(m: Monitor, event: Event) -> None:
+    """Check the log itself as it is folded in: gap-free seqs, and replayed moves that are
+    legal and start from the state the log had reached."""
+    if event.seq != m.seq + 1 and not m.found_in_log["gap"]:
+        m.found_in_log["gap"].append(
+            Violation(
+                "INV_003",
+                f"the event log has a gap: seq {m.seq + 1} missing before {event.seq}",
+                Evidence(events=(event.seq,)),
+            )
+        )
     for what, key, legal in _MOVES:
         move = event.detail.get(key)
         if move is None:
@@ -182,7 +186,7 @@ def fold_moves(m: "Monitor", event: Event) -> None:
                 Violation(
                     "INV_003",
                     f"{what} {subject} moved {before} -> {after}, which is illegal",
-                    m.evidence_for(what, subject, event.seq),
+                    evidence_for(m, what, subject, event.seq),
                 )
             )
         elif before != current:
@@ -190,14 +194,14 @@ def fold_moves(m: "Monitor", event: Event) -> None:
                 Violation(
                     "INV_003",
                     f"{what} {subject} moved {before} -> {after} but the log had it {current}",
-                    m.evidence_for(what, subject, event.seq),
+                    evidence_for(m, what, subject, event.seq),
                 )
             )
         m.replayed[what][subject] = after
         m.replayed_seq[what][subject] = event.seq
 
 
-def check_transitions_logged(m: "Monitor", final: bool) -> list[Violation]:
+def check_transitions_logged(m: Monitor, final: bool) -> list[Violation]:
     """INV_003: only legal transitions, each one logged; the log gap-free and append-only."""
     violations = []
     missing = [name for name in APPEND_ONLY_TRIGGERS if name not in m.triggers]
@@ -219,7 +223,7 @@ def check_transitions_logged(m: "Monitor", final: bool) -> list[Violation]:
                         "INV_003",
                         f"{what} {subject} is {state} but its logged history ends at "
                         f"{replayed.get(subject)}: a transition was not logged",
-                        m.evidence_for(what, subject, m.replayed_seq[what].get(subject)),
+                        evidence_for(m, what, subject, m.replayed_seq[what].get(subject)),
                     )
                 )
     return violations
@@ -228,7 +232,7 @@ def check_transitions_logged(m: "Monitor", final: bool) -> list[Violation]:
 # --- INV_004 -------------------------------------------------------------------------
 
 
-def check_no_lost_or_lying_work(m: "Monitor", final: bool) -> list[Violation]:
+def check_no_lost_or_lying_work(m: Monitor, final: bool) -> list[Violation]:
     """INV_004: no lost and no lying work.
 
     Every SUCCEEDED job has its effect (applied by it, or absorbed by an external system as a
@@ -250,7 +254,7 @@ def check_no_lost_or_lying_work(m: "Monitor", final: bool) -> list[Violation]:
                 Violation(
                     "INV_004",
                     f"job {job_id} is SUCCEEDED but no effect of it was ever applied",
-                    m.evidence_for("job", job_id, None),
+                    evidence_for(m, "job", job_id, None),
                 )
             )
         if state == states.DEAD and (not job["last_error"] or not m.error_events.get(job_id)):
@@ -258,7 +262,7 @@ def check_no_lost_or_lying_work(m: "Monitor", final: bool) -> list[Violation]:
                 Violation(
                     "INV_004",
                     f"job {job_id} is DEAD without the reasons it died",
-                    m.evidence_for("job", job_id, None),
+                    evidence_for(m, "job", job_id, None),
                 )
             )
         if state == states.RUNNING and last_sweep is not None:
@@ -282,7 +286,7 @@ def check_no_lost_or_lying_work(m: "Monitor", final: bool) -> list[Violation]:
                 Violation(
                     "INV_004",
                     f"job {job_id} was accepted but ended the run {state}",
-                    m.evidence_for("job", job_id, None),
+                    evidence_for(m, "job", job_id, None),
                 )
             )
     return violations
@@ -291,7 +295,7 @@ def check_no_lost_or_lying_work(m: "Monitor", final: bool) -> list[Violation]:
 # --- INV_005 -------------------------------------------------------------------------
 
 
-def check_failures_signalled(m: "Monitor", final: bool) -> list[Violation]:
+def check_failures_signalled(m: Monitor, final: bool) -> list[Violation]:
     """INV_005: every failure leaves a detectable signal: an event carrying the error."""
     violations = []
     for execution in (x for job in m.dirty for x in job.executions):
@@ -319,7 +323,7 @@ def check_failures_signalled(m: "Monitor", final: bool) -> list[Violation]:
                 Violation(
                     "INV_005",
                     f"job {job_id}'s last error {error!r} appears in no event",
-                    m.evidence_for("job", job_id, None),
+                    evidence_for(m, "job", job_id, None),
                 )
             )
     return violations
@@ -328,7 +332,7 @@ def check_failures_signalled(m: "Monitor", final: bool) -> list[Violation]:
 # --- INV_006 -------------------------------------------------------------------------
 
 
-def check_retries_bounded(m: "Monitor", final: bool) -> list[Violation]:
+def check_retries_bounded(m: Monitor, final: bool) -> list[Violation]:
     """INV_006: retries are bounded: at most max_attempts attempts between redrives."""
     violations = []
     for view in m.dirty:
@@ -354,7 +358,7 @@ def check_retries_bounded(m: "Monitor", final: bool) -> list[Violation]:
 # --- INV_007 -------------------------------------------------------------------------
 
 
-def fold_fencing(m: "Monitor", event: Event) -> None:
+def fold_fencing(m: Monitor, event: Event) -> None:
     """Replay the log: after a job is leased with a newer token, or once a lease has
     expired, no write by the older holder may appear."""
     if event.type == "job.leased":
@@ -392,7 +396,7 @@ def fold_fencing(m: "Monitor", event: Event) -> None:
         m.expires[event.execution_id] = event.detail["lease_expires_at"]
 
 
-def check_fencing(m: "Monitor", final: bool) -> list[Violation]:
+def check_fencing(m: Monitor, final: bool) -> list[Violation]:
     """INV_007: a holder of a lost lease cannot change state.
 
     The log is replayed as it is folded in (`fold_fencing`): after a job is leased with a
@@ -403,7 +407,7 @@ def check_fencing(m: "Monitor", final: bool) -> list[Violation]:
 
 # --- registry ------------------------------------------------------------------------
 
-Checker = Callable[["Monitor", bool], list[Violation]]
+Checker = Callable[[Monitor, bool], list[Violation]]
 
 
 @dataclass(frozen=True)
@@ -412,6 +416,8 @@ class Invariant:
     statement: str
     kind: str
     checker: Checker
+    fold: Callable[[Monitor, Event], None] | None = None
+    """For a rule over the log itself: what it notes of each event as it is folded in."""
 
 
 INVARIANTS: tuple[Invariant, ...] = (
@@ -429,6 +435,7 @@ INVARIANTS: tuple[Invariant, ...] = (
         "Only legal transitions, each one logged; the log is gap-free and append-only.",
         "safety",
         check_transitions_logged,
+        fold_log,
     ),
     Invariant(
         "INV_004",
@@ -455,6 +462,7 @@ INVARIANTS: tuple[Invariant, ...] = (
         "A holder of a lost lease cannot change state (fencing).",
         "safety",
         check_fencing,
+        fold_fencing,
     ),
 )
 BY_ID = {inv.id: inv for inv in INVARIANTS}
@@ -464,6 +472,15 @@ def check(
     store: Store, *, final: bool = False, only: Iterable[str] | None = None
 ) -> list[Violation]:
     """Run the invariants over `store`; `final=True` adds the end-of-run liveness checks."""
-    from runtime.monitor import Monitor  # the monitor runs these rules: it imports this module
+    return Monitor(store, INVARIANTS).check(final=final, only=only)
 
-    return Monitor(store).check(final=final, only=only)
+
+def evidence_for(m: Monitor, what: str, subject: int | None, seq: int | None) -> Evidence:
+    """A job's (or an execution's) evidence: the job, its executions, and the event `seq`."""
+    seqs = () if seq is None else (seq,)
+    if what == "job":
+        executions = tuple(x["id"] for x in m.executions_of(subject))
+        return Evidence(() if subject is None else (subject,), executions, seqs)
+    execution = m.executions.get(subject)
+    jobs = () if execution is None else (execution["job_id"],)
+    return Evidence(jobs, () if subject is None else (subject,), seqs)

@@ -7,18 +7,17 @@ events, not the whole history again. Rows are read afresh: all of them by a fres
 only the changed ones (runtime.watch) by a watching one, and only the jobs those touched
 are checked again: what a step did not touch cannot have changed its verdict.
 
-A fresh Monitor folds the whole log at once: that is `invariants.check()`, the batch
-check. The same code serves both, so the per-step check and the batch check cannot
-disagree; a test compares them after every step of many runs all the same.
+The rules themselves live in runtime.invariants, which hands them in. A fresh Monitor
+folds the whole log at once: that is `invariants.check()`, the batch check. The same code
+serves both, so the per-step check and the batch check cannot disagree; a test compares
+them after every step of many runs all the same.
 """
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from runtime import invariants
-from runtime.invariants import BY_ID, INVARIANTS, Evidence, Violation
 from runtime.store import Event, Store
 from runtime.store import event as store_event
 from runtime.watch import COLUMNS, ROWS, changes_after, install_watch
@@ -34,27 +33,23 @@ class JobView:
     effects: list[dict[str, Any]]
 
 
+class Rule(Protocol):
+    """What the monitor needs of an invariant (runtime.invariants.Invariant): its id, its
+    checker over the monitor, and, for a rule over the log itself, a fold of each event."""
+
+    id: str
+    checker: Callable[["Monitor", bool], list[Any]]
+    fold: Callable[["Monitor", Event], None] | None
+
+
 class Monitor:
-    """The invariants, watching one store as it changes.
+    """The `rules` over one store; `watch=True` for an in-memory simulation store."""
 
-    What the checkers need from the event log (who applied what, which executions
-    committed, which errors were logged, the replayed state of every job and execution)
-    is folded in one event at a time, so checking after every step of a simulated run
-    costs the step's new events, not the whole history again.
-
-    Rows are another matter: a write that changed a job without logging it must be seen
-    the step it happens, so the log cannot say which rows to look at. A fresh Monitor
-    reads every row; a watching one (`watch=True`, for in-memory simulation stores) has
-    the database itself say what changed: triggers copy each written row into a change
-    table that every check drains. Only the jobs, executions and effects touched
-    since the last check are checked again; what they did not touch cannot have changed.
-
-    A fresh Monitor folds the whole log at once: that is `check()`, the batch check. The
-    same code serves both, so the per-step check and the batch check cannot disagree.
-    """
-
-    def __init__(self, store: Store, *, watch: bool = False) -> None:
+    def __init__(self, store: Store, rules: Sequence[Rule], *, watch: bool = False) -> None:
         self.store = store
+        self.rules = tuple(rules)
+        self._by_id = {rule.id: rule for rule in self.rules}
+        self._folds = [rule.fold for rule in self.rules if rule.fold is not None]
         self.watch = watch
         self.seq = 0
         self.fresh: list[Event] = []
@@ -88,11 +83,12 @@ class Monitor:
         self.expires: dict[int, float] = {}
         self.lease_seq: dict[int, int] = {}
         """Per execution, the seq of the event that granted or last extended its lease."""
-        self.found_in_log: dict[str, list[Violation]] = defaultdict(list)
+        self.found_in_log: dict[str, list[Any]] = defaultdict(list)
+        """Per rule, what its fold found wrong with the log itself during this check."""
         if watch:
             install_watch(store)
 
-    def check(self, *, final: bool = False, only: Iterable[str] | None = None) -> list[Violation]:
+    def check(self, *, final: bool = False, only: Iterable[str] | None = None) -> list[Any]:
         """Fold in what is new, then run the invariants over the store as it is now.
 
         Violations of the log itself (an illegal move, a stale write) are reported by the
@@ -118,8 +114,8 @@ class Monitor:
             JobView(job, self.jobs.get(job), self.executions_of(job), self.effects_of(job))
             for job in sorted(jobs)
         ]
-        chosen = INVARIANTS if only is None else tuple(BY_ID[i] for i in only)
-        return [v for inv in chosen for v in inv.checker(self, final)]
+        chosen = self.rules if only is None else tuple(self._by_id[i] for i in only)
+        return [v for rule in chosen for v in rule.checker(self, final)]
 
     def _read(self, final: bool) -> tuple[set[int], list[Event]]:
         """Bring the rows up to date and fetch the new events; returns the ids of the jobs
@@ -180,14 +176,8 @@ class Monitor:
         return row["job_id"]
 
     def _fold(self, event: Event) -> None:
-        if event.seq != self.seq + 1 and not self.found_in_log["gap"]:
-            self.found_in_log["gap"].append(
-                Violation(
-                    "INV_003",
-                    f"the event log has a gap: seq {self.seq + 1} missing before {event.seq}",
-                    Evidence(events=(event.seq,)),
-                )
-            )
+        for fold in self._folds:  # before `seq` moves on: a rule may compare with it
+            fold(self, event)
         self.seq = event.seq
         kind = event.type
         if kind == "effect.applied":
@@ -210,8 +200,6 @@ class Monitor:
             self.lease_seq[event.execution_id] = event.seq
         if event.job_id is not None and event.detail.get("error"):
             self.error_events[event.job_id].append(event)
-        invariants.fold_moves(self, event)
-        invariants.fold_fencing(self, event)
 
     # Evidence helpers.
 
@@ -224,15 +212,6 @@ class Monitor:
         rows = self.effects
         ids = self.effects_by_job.get(job_id, ())
         return [rows[i] for i in ids if i in rows and rows[i]["job_id"] == job_id]
-
-    def evidence_for(self, what: str, subject: int | None, seq: int | None) -> Evidence:
-        seqs = () if seq is None else (seq,)
-        if what == "job":
-            executions = tuple(x["id"] for x in self.executions_of(subject))
-            return Evidence(() if subject is None else (subject,), executions, seqs)
-        execution = self.executions.get(subject)
-        jobs = () if execution is None else (execution["job_id"],)
-        return Evidence(jobs, () if subject is None else (subject,), seqs)
 
     def seqs_of_effect(self, effect: int) -> tuple[int, ...]:
         seq = self.applied_seq.get(effect)

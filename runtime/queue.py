@@ -265,18 +265,7 @@ class Queue:
         """
         now = self.clock.now()
         with self.store.transaction() as tx:
-            first = effects.find(tx, effect, job_id=None)
-            if first is None:
-                effects.apply(
-                    tx,
-                    now,
-                    effect,
-                    job_id=lease.job_id,
-                    execution_id=lease.execution_id,
-                    worker=lease.worker,
-                )
-            else:
-                self._absorb(tx, now, lease, effect, first)
+            self._apply_once(tx, now, lease, effect, scope=None)
 
     def commit(self, lease: Lease, effect: Effect) -> None:
         """Record that the attempt's work is done. Fenced.
@@ -289,18 +278,7 @@ class Queue:
 
         def mark(tx: Tx, now: float) -> None:
             if self.policies.commit_boundary and not effect.external:
-                first = effects.find(tx, effect, job_id=lease.job_id)
-                if first is None:
-                    effects.apply(
-                        tx,
-                        now,
-                        effect,
-                        job_id=lease.job_id,
-                        execution_id=lease.execution_id,
-                        worker=lease.worker,
-                    )
-                else:
-                    self._absorb(tx, now, lease, effect, first)
+                self._apply_once(tx, now, lease, effect, scope=lease.job_id)
             _move_execution(tx, lease.execution_id, states.IN_PROGRESS, states.COMMITTED)
             tx.event(
                 now,
@@ -311,9 +289,22 @@ class Queue:
 
         self._fenced(lease, "commit", mark)
 
-    def _absorb(
-        self, tx: Tx, now: float, lease: Lease, effect: Effect, first: effects.AppliedEffect
+    def _apply_once(
+        self, tx: Tx, now: float, lease: Lease, effect: Effect, *, scope: int | None
     ) -> None:
+        """Apply `effect` unless it is already recorded (for job `scope`, or for any job when
+        None: an external system knows keys, not jobs); then absorb the repeat instead."""
+        first = effects.find(tx, effect, job_id=scope)
+        if first is None:
+            effects.apply(
+                tx,
+                now,
+                effect,
+                job_id=lease.job_id,
+                execution_id=lease.execution_id,
+                worker=lease.worker,
+            )
+            return
         tx.event(
             now,
             "effect.absorbed",

@@ -37,13 +37,13 @@ from runtime.faults import (
     FaultPlan,
     PauseAfter,
 )
-from runtime.invariants import Violation
+from runtime.invariants import INVARIANTS, Violation
 from runtime.marks import Marks
 from runtime.monitor import Monitor
 from runtime.policies import GUARDED, Policies
 from runtime.queue import REAPER, Queue
 from runtime.store import Event, Store
-from runtime.watch import unwatch
+from runtime.watch import install_watch, unwatch
 from runtime.worker import ENDINGS, Handler, Worker
 
 STEP_MS_MAX = 1000
@@ -168,7 +168,7 @@ class Simulation:
             name: Worker(name, self.queue, scenario.handlers) for name in scenario.workers
         }
         self.injector = FaultInjector(scenario.faults)
-        self.monitor = Monitor(self.store, watch=True)
+        self.monitor = Monitor(self.store, INVARIANTS, watch=True)
         self.steps = 0
         self.step_hashes: list[str] = []
         self._running: dict[str, Iterator[str]] = {}
@@ -480,7 +480,7 @@ def _watched_image() -> bytes:
     global _WATCHED
     if _WATCHED is None:
         store = Store.memory()
-        Monitor(store, watch=True)
+        install_watch(store)
         _WATCHED = store.image()
         store.close()
     return _WATCHED
