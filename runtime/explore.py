@@ -29,7 +29,6 @@ class SeedOutcome:
     seed: int
     steps: int
     violated: list[str]
-    first_violation_step: int | None
     tape: list[int]
     labels: list[str]
     marks: Counter[str]
@@ -73,7 +72,6 @@ def run_seeds(
                 seed,
                 result.steps,
                 result.violated(),
-                result.first_violation_step,
                 list(result.tape) if result.violations else [],
                 list(result.labels) if result.violations else [],
                 Counter(result.marks),

@@ -243,18 +243,7 @@ class Queue:
 
     def apply_effect(self, lease: Lease, effect: Effect) -> None:
         """Apply the effect on its own, outside the commit (commit boundary off). Fenced."""
-        self._fenced(
-            lease,
-            "apply effect",
-            lambda tx, now: effects.apply(
-                tx,
-                now,
-                effect,
-                job_id=lease.job_id,
-                execution_id=lease.execution_id,
-                worker=lease.worker,
-            ),
-        )
+        self._fenced(lease, "apply effect", lambda tx, now: _apply(tx, now, lease, effect))
 
     def call_external(self, lease: Lease, effect: Effect) -> None:
         """Call another system with an external effect, carrying its key as the idempotency
@@ -296,14 +285,7 @@ class Queue:
         None: an external system knows keys, not jobs); then absorb the repeat instead."""
         first = effects.find(tx, effect, job_id=scope)
         if first is None:
-            effects.apply(
-                tx,
-                now,
-                effect,
-                job_id=lease.job_id,
-                execution_id=lease.execution_id,
-                worker=lease.worker,
-            )
+            _apply(tx, now, lease, effect)
             return
         tx.event(
             now,
@@ -577,6 +559,13 @@ def _lost_reason(tx: Tx, lease: Lease, now: float) -> str | None:
     if row["lease_expires_at"] <= now:
         return f"lease expired at {row['lease_expires_at']:.3f}"
     return None
+
+
+def _apply(tx: Tx, now: float, lease: Lease, effect: Effect) -> int:
+    """Record `effect` as applied by the attempt `lease` stands for."""
+    return effects.apply(
+        tx, now, effect, job_id=lease.job_id, execution_id=lease.execution_id, worker=lease.worker
+    )
 
 
 def _at(lease: Lease) -> dict[str, Any]:

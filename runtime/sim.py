@@ -100,12 +100,9 @@ class RunResult:
     store: Store
     steps: int
     violations: list[Violation]
-    scheduler: str = "random"
     tape: list[int] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)
     marks: Marks = field(default_factory=Marks)
-    first_violation_step: int | None = None
-    """The step after which the first violation was seen (0: before any step)."""
     step_hashes: list[str] = field(default_factory=list)
     """With `trace=True`: a hash of the state after each step, for determinism checks."""
 
@@ -175,7 +172,6 @@ class Simulation:
         self._paused_until: dict[str, float] = {}
         self._last_step: dict[str, str] = {}
         self._violations: dict[str, Violation] = {}
-        self._first_violation_step: int | None = None
         self._acting: str | None = None
         self._db_error_armed: set[str] = set()
         self._healed = False
@@ -187,7 +183,8 @@ class Simulation:
         self._change_points: list[int] = []
         if scheduler == "pct":
             self._draw_priorities()
-        self.job_ids = [self._submit(job) for job in scenario.jobs]
+        for job in scenario.jobs:
+            self._submit(job)
         self._check(final=False)
 
     # --- scripted driving --------------------------------------------------------------
@@ -251,11 +248,9 @@ class Simulation:
             store=self.store,
             steps=self.steps,
             violations=self.violations,
-            scheduler=self.scheduler,
             tape=self.choices.tape,
             labels=self.choices.labels,
             marks=self.marks,
-            first_violation_step=self._first_violation_step,
             step_hashes=self.step_hashes,
         )
 
@@ -444,11 +439,7 @@ class Simulation:
 
     def _check(self, *, final: bool) -> None:
         for violation in self.monitor.check(final=final):
-            key = str(violation)
-            if key not in self._violations:
-                self._violations[key] = violation
-                if self._first_violation_step is None:
-                    self._first_violation_step = self.steps
+            self._violations.setdefault(str(violation), violation)
 
     def _stopped(self) -> bool:
         if self.stop_on is None or not self._violations:
