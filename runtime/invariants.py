@@ -166,7 +166,7 @@ _MOVES = (
 def fold_log(m: Monitor, event: Event) -> None:
     """Check the log itself as it is folded in: gap-free seqs, and replayed moves that are
     legal and start from the state the log had reached."""
-    if event.seq != m.seq + 1 and not m.found_in_log["gap"]:
+    if event.seq != m.seq + 1 and "gap" not in m.found_in_log:
         m.found_in_log["gap"].append(
             Violation(
                 "INV_003",
@@ -209,8 +209,8 @@ def check_transitions_logged(m: Monitor, final: bool) -> list[Violation]:
         violations.append(
             Violation("INV_003", "the event log is not append-only: missing " + ", ".join(missing))
         )
-    violations += m.found_in_log["gap"]
-    violations += m.found_in_log["INV_003"]
+    violations += m.found_in_log.get("gap", ())
+    violations += m.found_in_log.get("INV_003", ())
     jobs = [job.row for job in m.dirty if job.row is not None]
     executions = [x for job in m.dirty for x in job.executions]
     for what, column, rows in (("job", "state", jobs), ("execution", "status", executions)):
@@ -402,7 +402,7 @@ def check_fencing(m: Monitor, final: bool) -> list[Violation]:
     The log is replayed as it is folded in (`fold_fencing`): after a job is leased with a
     newer token, or once a lease has expired, no write by the older holder may appear.
     """
-    return list(m.found_in_log["INV_007"])
+    return list(m.found_in_log.get("INV_007", ()))
 
 
 # --- registry ------------------------------------------------------------------------

@@ -15,16 +15,13 @@ them after every step of many runs all the same.
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
+from runtime.mirror import Mirror
 from runtime.store import Event, Store
-from runtime.store import event as store_event
-from runtime.watch import COLUMNS, ROWS, changes_after, install_watch
 
 
-@dataclass(frozen=True)
-class JobView:
+class JobView(NamedTuple):
     """One job as a check sees it: its row (None if it has none), executions and effects."""
 
     id: int
@@ -43,30 +40,32 @@ class Rule(Protocol):
 
 
 class Monitor:
-    """The `rules` over one store; `watch=True` for an in-memory simulation store."""
+    """The `rules` over one store; `watch=True` for an in-memory simulation store (and
+    `from_empty=True` when it is a fresh copy of the simulator's watched image)."""
 
-    def __init__(self, store: Store, rules: Sequence[Rule], *, watch: bool = False) -> None:
+    def __init__(
+        self, store: Store, rules: Sequence[Rule], *, watch: bool = False, from_empty: bool = False
+    ) -> None:
         self.store = store
         self.rules = tuple(rules)
         self._by_id = {rule.id: rule for rule in self.rules}
-        self._folds = [rule.fold for rule in self.rules if rule.fold is not None]
+        self._checkers = tuple(rule.checker for rule in self.rules)
+        self._folds = tuple(rule.fold for rule in self.rules if rule.fold is not None)
         self.watch = watch
+        self.mirror = Mirror(store, watch=watch, from_empty=from_empty)
         self.seq = 0
         self.fresh: list[Event] = []
         """The events the latest check folded in."""
-        self.jobs: dict[int, dict[str, Any]] = {}
-        self.executions: dict[int, dict[str, Any]] = {}
-        self.effects: dict[int, dict[str, Any]] = {}
-        self.executions_by_job: dict[int, list[int]] = defaultdict(list)
-        self.effects_by_job: dict[int, list[int]] = defaultdict(list)
+        self.jobs = self.mirror.jobs
+        self.executions = self.mirror.executions
+        self.effects = self.mirror.effects
+        self.executions_of = self.mirror.executions_of
+        self.effects_of = self.mirror.effects_of
         self.dirty: list[JobView] = []
         """The jobs whose rows, executions, effects or events changed since the last check:
         the only ones whose verdict can have changed."""
         self.triggers: frozenset[str] = frozenset()
         self._schema_version = -1
-        self._read_all = True
-        self._change = 0
-        """The number of the last change read from `fmlab_changes` (when watching)."""
         # Folded from the log.
         self.applied_seq: dict[int, int] = {}
         self.committed: set[int] = set()
@@ -85,8 +84,6 @@ class Monitor:
         """Per execution, the seq of the event that granted or last extended its lease."""
         self.found_in_log: dict[str, list[Any]] = defaultdict(list)
         """Per rule, what its fold found wrong with the log itself during this check."""
-        if watch:
-            install_watch(store)
 
     def check(self, *, final: bool = False, only: Iterable[str] | None = None) -> list[Any]:
         """Fold in what is new, then run the invariants over the store as it is now.
@@ -96,7 +93,8 @@ class Monitor:
         after the rows involved changed. `final` checks every row again.
         """
         jobs, self.fresh = self._read(final)
-        self.found_in_log = defaultdict(list)
+        if self.found_in_log:
+            self.found_in_log = defaultdict(list)
         if not jobs and not self.fresh and not final:
             self.dirty = []
             return []  # nothing was written since the last check, so nothing new is broken
@@ -114,66 +112,22 @@ class Monitor:
             JobView(job, self.jobs.get(job), self.executions_of(job), self.effects_of(job))
             for job in sorted(jobs)
         ]
-        chosen = self.rules if only is None else tuple(self._by_id[i] for i in only)
-        return [v for rule in chosen for v in rule.checker(self, final)]
+        if only is None:
+            return [v for checker in self._checkers for v in checker(self, final)]
+        return [v for i in only for v in self._by_id[i].checker(self, final)]
 
     def _read(self, final: bool) -> tuple[set[int], list[Event]]:
-        """Bring the rows up to date and fetch the new events; returns the ids of the jobs
-        whose rows, executions or effects changed, and the events."""
-        store = self.store
-        if final or self._read_all or not self.watch:
-            version = store.one("PRAGMA schema_version")[0]
+        """Bring the rows up to date and fetch the new events (runtime.mirror), and, when
+        the schema may have changed, which triggers the store has (INV_003 reads them)."""
+        if final or not self.watch or self._schema_version < 0:
+            version = self.store.one("PRAGMA schema_version")[0]
             if version != self._schema_version:
                 self._schema_version = version
                 self.triggers = frozenset(
-                    r[0] for r in store.all("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+                    r[0]
+                    for r in self.store.all("SELECT name FROM sqlite_master WHERE type = 'trigger'")
                 )
-        if not self._read_all:
-            jobs: set[int] = set()
-            events = []
-            changes = changes_after(store, self._change)
-            for change in changes:
-                if change[0] == "events":
-                    events.append(store_event(*change[1:8]))
-                else:
-                    jobs.add(self._apply(change))
-            if changes:
-                self._change = changes[-1][-1]
-            return jobs, events
-        self._read_all = not self.watch
-        if self.watch:
-            self._change = store.one("SELECT coalesce(max(n), 0) FROM fmlab_changes")[0]
-        for table in ROWS:
-            getattr(self, table).clear()
-        self.executions_by_job.clear()
-        self.effects_by_job.clear()
-        jobs = set()
-        for table in ROWS:
-            columns = COLUMNS[table]
-            for row in store.all(f"SELECT {', '.join(columns)} FROM {table} ORDER BY id"):
-                jobs.add(self._apply((table, *row)))
-        return jobs, store.events(self.seq)
-
-    def _apply(self, change: tuple[Any, ...]) -> int:
-        """Put one changed row in place (a deletion when all but its id is NULL); returns
-        the id of the job it belongs to."""
-        table, row_id = change[0], change[1]
-        rows: dict[int, dict[str, Any]] = getattr(self, table)
-        columns = COLUMNS[table]
-        old = rows.get(row_id)
-        if change[2] is None:  # NOT NULL in every table watched: this row was deleted
-            rows.pop(row_id, None)
-            if old is None:
-                return row_id if table == "jobs" else -1
-            return row_id if table == "jobs" else old["job_id"]
-        row = dict(zip(columns, change[1 : 1 + len(columns)], strict=True))
-        rows[row_id] = row
-        if table == "jobs":
-            return row_id
-        if old is None or old["job_id"] != row["job_id"]:
-            by_job = self.executions_by_job if table == "executions" else self.effects_by_job
-            by_job[row["job_id"]].append(row_id)
-        return row["job_id"]
+        return self.mirror.refresh(self.seq)
 
     def _fold(self, event: Event) -> None:
         for fold in self._folds:  # before `seq` moves on: a rule may compare with it
@@ -202,16 +156,6 @@ class Monitor:
             self.error_events[event.job_id].append(event)
 
     # Evidence helpers.
-
-    def executions_of(self, job_id: int) -> list[dict[str, Any]]:
-        rows = self.executions
-        ids = self.executions_by_job.get(job_id, ())
-        return [rows[i] for i in ids if i in rows and rows[i]["job_id"] == job_id]
-
-    def effects_of(self, job_id: int) -> list[dict[str, Any]]:
-        rows = self.effects
-        ids = self.effects_by_job.get(job_id, ())
-        return [rows[i] for i in ids if i in rows and rows[i]["job_id"] == job_id]
 
     def seqs_of_effect(self, effect: int) -> tuple[int, ...]:
         seq = self.applied_seq.get(effect)

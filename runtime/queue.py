@@ -471,15 +471,6 @@ class Queue:
     def jobs(self) -> list[Job]:
         return [_job(row) for row in self.store.all("SELECT * FROM jobs ORDER BY id")]
 
-    def due(self) -> tuple[bool, bool]:
-        """(has_ready(), has_expired_lease()) in one query: what a scheduler asks every step."""
-        row = self.store.one(
-            "SELECT EXISTS (SELECT 1 FROM jobs WHERE state = 'PENDING' AND run_at <= ?),"
-            f" EXISTS (SELECT 1 {_EXPIRED_LEASES})",
-            (self.clock.now(), self.clock.now()),
-        )
-        return bool(row[0]), bool(row[1])
-
     def has_ready(self) -> bool:
         return (
             self.store.one(

@@ -165,7 +165,7 @@ class Simulation:
             name: Worker(name, self.queue, scenario.handlers) for name in scenario.workers
         }
         self.injector = FaultInjector(scenario.faults)
-        self.monitor = Monitor(self.store, INVARIANTS, watch=True)
+        self.monitor = Monitor(self.store, INVARIANTS, watch=True, from_empty=True)
         self.steps = 0
         self.step_hashes: list[str] = []
         self._running: dict[str, Iterator[str]] = {}
@@ -179,6 +179,13 @@ class Simulation:
         self.active_sites = frozenset(
             site for site in mix.sites if self.choices.chance(mix.activation, f"switch on {site}")
         )
+        self._sites_after = {
+            step: tuple(site for site in (*after, *_SITES_ANY) if site in self.active_sites)
+            for step, after in _SITES_AFTER.items()
+        }
+        """Per worker step, the active sites a worker arrives at after it."""
+        self._sites_any = tuple(site for site in _SITES_ANY if site in self.active_sites)
+        self._actor_labels: dict[tuple[str, ...], str] = {}
         self._priorities: dict[str, int] = {}
         self._change_points: list[int] = []
         if scheduler == "pct":
@@ -280,7 +287,7 @@ class Simulation:
 
     def _actors(self) -> list[str]:
         now = self.clock.now()
-        ready, expired = self.queue.due()
+        ready, expired = self.monitor.mirror.due(now)
         actors = [
             name
             for name in self.workers
@@ -292,7 +299,11 @@ class Simulation:
 
     def _next_actor(self, actors: list[str]) -> str:
         if self.scheduler == "random":
-            return actors[self.choices.below(len(actors), "next: " + " | ".join(actors))]
+            key = tuple(actors)
+            label = self._actor_labels.get(key)
+            if label is None:
+                label = self._actor_labels[key] = "next: " + " | ".join(actors)
+            return actors[self.choices.below(len(actors), label)]
         # PCT: the highest-priority actor runs; at a change point it drops to the bottom.
         actor = max(actors, key=self._priorities.__getitem__)
         if self.steps in self._change_points:
@@ -314,7 +325,7 @@ class Simulation:
         """When nobody can act, jump the clock to the next moment somebody can."""
         now = self.clock.now()
         candidates = [t for t in self._paused_until.values() if t > now]
-        deadline = self.queue.next_deadline()
+        deadline = self.monitor.mirror.next_deadline(now)
         if deadline is not None:
             candidates.append(deadline)
         if not candidates:
@@ -371,11 +382,11 @@ class Simulation:
                     self.queue.note("fault.clock_advanced", worker=worker, seconds=seconds)
         if self._healed or not self.active_sites:
             return
-        sites = [
-            site for site in (*_SITES_AFTER.get(step, ()), *_SITES_ANY) if site in self.active_sites
-        ]
+        sites = self._sites_after.get(step, self._sites_any)
         if self.workers[worker].in_external_call and "external_timeout" in self.active_sites:
-            sites.append("external_timeout")
+            sites = (*sites, "external_timeout")
+        if not sites:
+            return
         fault = self.choices.maybe(sites, self.scenario.mix.firing, f"fault after {worker} {step}")
         if fault is None:
             return

@@ -93,6 +93,28 @@ def test_the_watching_monitor_finds_what_a_full_check_after_every_step_finds(pol
         assert violating, "the baseline broke nothing: the comparison proved little"
 
 
+@pytest.mark.parametrize("policies", [GUARDED, BASELINE], ids=["guarded", "baseline"])
+def test_the_scheduler_reads_from_the_mirror_what_the_queue_would_answer(policies, monkeypatch):
+    """Who can act next is answered from the monitor's mirror of the rows, not by SQL. After
+    every step, the mirror must answer exactly as the queue's own queries do."""
+    asked = []
+    original = Simulation._check
+
+    def compare(self, *, final):
+        original(self, final=final)
+        now, queue = self.clock.now(), self.queue
+        expected = (queue.has_ready(), queue.has_expired_lease(), queue.next_deadline())
+        mirror = self.monitor.mirror
+        assert (*mirror.due(now), mirror.next_deadline(now)) == expected, f"at t={now}"
+        asked.append(expected)
+
+    monkeypatch.setattr(Simulation, "_check", compare)
+    for seed in range(40):
+        Simulation(seed, shop(policies, jobs=4)).run()
+    answers = {(ready, expired, deadline is not None) for ready, expired, deadline in asked}
+    assert len(answers) >= 5, f"the runs asked too few kinds of question: {answers}"
+
+
 def test_under_guarded_every_fault_fires_and_every_run_holds():
     """With attempts to spare: a charge made by a job's last attempt and never confirmed is
     the residual risk shown below, not something a guard here prevents."""
