@@ -43,6 +43,15 @@ def render() -> str:
     return "\n".join(lines) + "\n"
 
 
+def with_row(fm: catalog.FailureMode) -> str:
+    """The index as it stands, with `fm`'s row added or replaced, in catalog order: what a
+    new scaffold needs, without measuring every other failure mode again."""
+    current = INDEX.read_text().splitlines() if INDEX.exists() else []
+    rows = {line.split("]")[0].removeprefix("| ["): line for line in current[len(header()) :]}
+    rows[fm.meta.id] = row(fm)
+    return "\n".join([*header(), *(rows[key] for key in sorted(rows))]) + "\n"
+
+
 def row(fm: catalog.FailureMode) -> str:
     m = fm.meta
     folder = f"../failure_modes/{fm.folder.name}/spec.md"
@@ -59,7 +68,9 @@ def measure(fm: catalog.FailureMode) -> tuple[str, str]:
         return "not explored yet", "-"
     build = fm.build("baseline")
     try:
-        summary = explore(build, range(SEEDS), jobs=JOBS, workers=WORKERS)
+        summary = explore(
+            build, range(SEEDS), jobs=JOBS, workers=WORKERS, stop_on=fm.meta.invariants
+        )
     except NotImplementedError:
         return "not explored yet", "-"
     mine = [inv for inv in fm.meta.invariants if inv in summary.failing]

@@ -44,4 +44,4 @@ class UnknownJob(UsageError):
 
 
 class StepBudgetExceeded(LabError):
-    """Raised by runtime.sim when a run does not go quiet within `steps_max` steps."""
+    """Raised by runtime.sim when a scripted worker is still busy after `steps_max` steps."""

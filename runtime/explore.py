@@ -11,7 +11,7 @@ step whose state hash differs.
 """
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
@@ -59,14 +59,19 @@ class Summary:
 
 
 def run_seeds(
-    build: Build, jobs: int, workers: int, seeds: Sequence[int], scheduler: str
+    build: Build,
+    jobs: int,
+    workers: int,
+    seeds: Sequence[int],
+    scheduler: str,
+    stop_on: Collection[str] | None = None,
 ) -> list[SeedOutcome]:
     """Run each seed; keep only what a summary needs (the store is reused, not kept)."""
     scenario = build(jobs, workers)
     store = Store.memory()
     outcomes = []
     for seed in seeds:
-        result = Simulation(seed, scenario, scheduler=scheduler, store=store).run()
+        result = Simulation(seed, scenario, scheduler=scheduler, store=store, stop_on=stop_on).run()
         outcomes.append(
             SeedOutcome(
                 seed,
@@ -89,8 +94,12 @@ def explore(
     scheduler: str = "random",
     processes: int = 1,
     progress: Callable[[int, int], None] | None = None,
+    stop_on: Collection[str] | None = None,
 ) -> Summary:
-    """Run every seed in `seeds`; `progress(done, total)` is called as chunks finish."""
+    """Run every seed in `seeds`; `progress(done, total)` is called as chunks finish.
+
+    `stop_on`: end each run at its first violation of one of these INVs. Which seeds
+    violate one of them is the same either way; runs that never go quiet end sooner."""
     summary = Summary(seeds)
     chunks = [seeds[i : i + CHUNK] for i in range(0, len(seeds), CHUNK)]
     wall = SystemClock()  # the explorer's own speed, not the simulated time
@@ -99,14 +108,14 @@ def explore(
     results: dict[int, list[SeedOutcome]] = {}
     if processes <= 1:
         for index, chunk in enumerate(chunks):
-            results[index] = run_seeds(build, jobs, workers, chunk, scheduler)
+            results[index] = run_seeds(build, jobs, workers, chunk, scheduler, stop_on)
             done += len(chunk)
             if progress:
                 progress(done, len(seeds))
     else:
         with ProcessPoolExecutor(processes) as pool:
             futures = {
-                pool.submit(run_seeds, build, jobs, workers, chunk, scheduler): index
+                pool.submit(run_seeds, build, jobs, workers, chunk, scheduler, stop_on): index
                 for index, chunk in enumerate(chunks)
             }
             for future in as_completed(futures):

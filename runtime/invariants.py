@@ -11,7 +11,6 @@ Checkers never read fault annotations (`fault.*` events): a failure must be dete
 what the runtime itself recorded, not from what the test harness knows it broke.
 """
 
-from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -71,27 +70,32 @@ class Violation:
 
 
 def check_effect_at_most_once(m: Monitor, final: bool) -> list[Violation]:
-    """INV_001: a job's effect is applied at most once."""
-    by_effect: dict[tuple[int, str, str], list[Any]] = defaultdict(list)
-    for job in m.dirty:
-        for row in job.effects:
-            by_effect[(job.id, row["sink"], row["key"])].append(row)
+    """INV_001: an effect (a sink and a key) is applied at most once, by whichever job:
+    the key names the logical effect (order 1001's points), so two jobs for one order
+    applying it twice is the same duplicate as one job applying it twice."""
+    keys = dict.fromkeys((row["sink"], row["key"]) for job in m.dirty for row in job.effects)
     violations = []
-    for (job, sink, key), rows in by_effect.items():
-        if len(rows) > 1:
-            executions = tuple(r["execution_id"] for r in rows)
-            violations.append(
-                Violation(
-                    "INV_001",
-                    f"job {job}'s effect {sink}/{key} was applied {len(rows)} times, by executions "
-                    + " and ".join(map(str, executions)),
-                    Evidence(
-                        (job,),
-                        executions,
-                        tuple(m.applied_seq[r["id"]] for r in rows if r["id"] in m.applied_seq),
-                    ),
-                )
+    for sink, key in keys:
+        rows = m.mirror.effects_keyed(sink, key)
+        if len(rows) < 2:
+            continue
+        jobs = tuple(dict.fromkeys(r["job_id"] for r in rows))
+        executions = tuple(r["execution_id"] for r in rows)
+        whose = f"job {jobs[0]}'s effect" if len(jobs) == 1 else "effect"
+        by = " and ".join(map(str, executions))
+        if len(jobs) > 1:
+            by += " of jobs " + " and ".join(map(str, jobs))
+        violations.append(
+            Violation(
+                "INV_001",
+                f"{whose} {sink}/{key} was applied {len(rows)} times, by executions {by}",
+                Evidence(
+                    jobs,
+                    executions,
+                    tuple(m.applied_seq[r["id"]] for r in rows if r["id"] in m.applied_seq),
+                ),
             )
+        )
     return violations
 
 
@@ -254,7 +258,7 @@ def check_no_lost_or_lying_work(m: Monitor, final: bool) -> list[Violation]:
                 Violation(
                     "INV_004",
                     f"job {job_id} is SUCCEEDED but no effect of it was ever applied",
-                    evidence_for(m, "job", job_id, None),
+                    evidence_for(m, "job", job_id, m.replayed_seq["job"].get(job_id)),
                 )
             )
         if state == states.DEAD and (not job["last_error"] or not m.error_events.get(job_id)):
@@ -262,7 +266,7 @@ def check_no_lost_or_lying_work(m: Monitor, final: bool) -> list[Violation]:
                 Violation(
                     "INV_004",
                     f"job {job_id} is DEAD without the reasons it died",
-                    evidence_for(m, "job", job_id, None),
+                    evidence_for(m, "job", job_id, m.replayed_seq["job"].get(job_id)),
                 )
             )
         if state == states.RUNNING and last_sweep is not None:
@@ -286,7 +290,7 @@ def check_no_lost_or_lying_work(m: Monitor, final: bool) -> list[Violation]:
                 Violation(
                     "INV_004",
                     f"job {job_id} was accepted but ended the run {state}",
-                    evidence_for(m, "job", job_id, None),
+                    evidence_for(m, "job", job_id, m.replayed_seq["job"].get(job_id)),
                 )
             )
     return violations
@@ -340,13 +344,14 @@ def check_retries_bounded(m: Monitor, final: bool) -> list[Violation]:
         if job is None:
             continue
         attempts_max = job["max_attempts"]
-        taken = m.leases.get(job_id, [])
+        taken = m.leases.get(job_id, [])[: attempts_max + 1]
         if len(taken) > attempts_max or job["attempts"] > attempts_max:
+            # Reported once, as the first attempt past the budget: later ones add nothing.
             violations.append(
                 Violation(
                     "INV_006",
-                    f"job {job_id} was attempted {max(len(taken), job['attempts'])} times; its "
-                    f"budget is {attempts_max}",
+                    f"job {job_id} was attempted {attempts_max + 1} times; its budget is "
+                    f"{attempts_max}",
                     Evidence(
                         (job_id,), tuple(e.execution_id for e in taken), tuple(e.seq for e in taken)
                     ),
@@ -422,7 +427,10 @@ class Invariant:
 
 INVARIANTS: tuple[Invariant, ...] = (
     Invariant(
-        "INV_001", "A job's effect is applied at most once.", "safety", check_effect_at_most_once
+        "INV_001",
+        "An effect (a sink and a key) is applied at most once.",
+        "safety",
+        check_effect_at_most_once,
     ),
     Invariant(
         "INV_002",

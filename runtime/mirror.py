@@ -34,6 +34,8 @@ class Mirror:
         self.effects: dict[int, dict[str, Any]] = {}
         self.executions_by_job: dict[int, list[int]] = defaultdict(list)
         self.effects_by_job: dict[int, list[int]] = defaultdict(list)
+        self.effects_by_key: dict[tuple[str, str], list[int]] = defaultdict(list)
+        """Per (sink, key), the ids of the effects recorded under it, oldest first."""
         self._read_all = not (watch and from_empty)
         self._change = 0
         """The number of the last change read from `fmlab_changes` (when watching)."""
@@ -67,6 +69,7 @@ class Mirror:
             getattr(self, table).clear()
         self.executions_by_job.clear()
         self.effects_by_job.clear()
+        self.effects_by_key.clear()
         jobs = set()
         for table in ROWS:
             columns = COLUMNS[table]
@@ -86,13 +89,15 @@ class Mirror:
             if table == "jobs":
                 return row_id
             return -1 if old is None else old["job_id"]
-        rows[row_id] = dict(zip(columns, change[1 : 1 + len(columns)], strict=True))
+        row = rows[row_id] = dict(zip(columns, change[1 : 1 + len(columns)], strict=True))
         if table == "jobs":
             return row_id
         job_id = change[_JOB_ID[table]]
         if old is None or old["job_id"] != job_id:
             by_job = self.executions_by_job if table == "executions" else self.effects_by_job
             by_job[job_id].append(row_id)
+        if table == "effects" and (old is None or (old["sink"], old["key"]) != _key(row)):
+            self.effects_by_key[_key(row)].append(row_id)
         return job_id
 
     def executions_of(self, job_id: int) -> list[dict[str, Any]]:
@@ -104,6 +109,12 @@ class Mirror:
         rows = self.effects
         ids = self.effects_by_job.get(job_id, ())
         return [rows[i] for i in ids if i in rows and rows[i]["job_id"] == job_id]
+
+    def effects_keyed(self, sink: str, key: str) -> list[dict[str, Any]]:
+        """Every effect recorded under (`sink`, `key`), whichever job applied it."""
+        rows = self.effects
+        ids = self.effects_by_key.get((sink, key), ())
+        return [rows[i] for i in ids if i in rows and _key(rows[i]) == (sink, key)]
 
     # The scheduler's questions: the queue's `due()` and `next_deadline()`, from the rows.
 
@@ -138,3 +149,7 @@ class Mirror:
             if execution["status"] in states.EXECUTION_OPEN and execution["lease_expires_at"] > now
         )
         return min(times, default=None)
+
+
+def _key(effect: dict[str, Any]) -> tuple[str, str]:
+    return effect["sink"], effect["key"]

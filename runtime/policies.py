@@ -15,6 +15,21 @@ class Policies:
     commit_boundary: bool = True
     """The effect is written in the same transaction as the commit of its execution, keyed
     by job, so a retry's commit finds the effect already there and absorbs it (FM_001)."""
+    external_idempotency: bool = True
+    """An external call carries the effect's key as its idempotency key, and the other
+    system answers a repeat with the first call's result instead of applying it (FM_002)."""
+    reaper: bool = True
+    """A reaper sweeps expired leases and hands their jobs back to the queue (FM_004)."""
+    retry_budget: bool = True
+    """A job is attempted at most `max_attempts` times between redrives, then DEAD with
+    every error on record (FM_005)."""
+    submit_idempotency: bool = True
+    """A submit whose idempotency key was used before returns the first job instead of
+    accepting a second one (FM_008)."""
+    failure_capture: bool = True
+    """A handler that raises fails its attempt, and the error is recorded (FM_009)."""
+    ack_after_commit: bool = True
+    """A job is acknowledged only once its work is committed, never on receipt (FM_012)."""
 
     # Tunables.
     lease_s: float = 30.0

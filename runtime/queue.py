@@ -119,7 +119,9 @@ class Queue:
         max_attempts: int | None = None,
         delay_s: float = 0.0,
     ) -> int:
-        """Accept a job durably; returns its id. With a key already used, the first job's id.
+        """Accept a job durably; returns its id. With a key already used, the first job's id
+        (lever `submit_idempotency`; without it the key is only logged, and a repeated
+        submit is a second job).
 
         Atomic: the job row and its `job.submitted` event commit together.
         """
@@ -130,8 +132,9 @@ class Queue:
         if delay_s < 0:
             raise UsageError(f"delay_s must not be negative, got {delay_s}")
         now = self.clock.now()
+        deduplicated = idempotency_key if self.policies.submit_idempotency else None
         with self.store.transaction() as tx:
-            if idempotency_key is not None:
+            if deduplicated is not None:
                 row = tx.one("SELECT id FROM jobs WHERE idempotency_key = ?", (idempotency_key,))
                 if row is not None:
                     tx.event(now, "job.submit_absorbed", job=row["id"], key=idempotency_key)
@@ -141,7 +144,7 @@ class Queue:
             cursor = tx.execute(
                 "INSERT INTO jobs (kind, payload, idempotency_key, state, max_attempts, run_at,"
                 " created_at, updated_at) VALUES (?, ?, ?, 'PENDING', ?, ?, ?, ?)",
-                (kind, payload_json, idempotency_key, max_attempts, now + delay_s, now, now),
+                (kind, payload_json, deduplicated, max_attempts, now + delay_s, now, now),
             )
             job_id = cursor.lastrowid
             assert job_id is not None
@@ -247,17 +250,21 @@ class Queue:
 
     def call_external(self, lease: Lease, effect: Effect) -> None:
         """Call another system with an external effect, carrying its key as the idempotency
-        key: a repeat is answered with the first call's result (`effect.absorbed`).
+        key: a repeat is answered with the first call's result (`effect.absorbed`). Without
+        lever `external_idempotency` no key travels, and every call applies.
 
         Not fenced: the other system does not know our leases. One transaction stands for
         the other system's own record of the call.
         """
         now = self.clock.now()
         with self.store.transaction() as tx:
-            self._apply_once(tx, now, lease, effect, scope=None)
+            if self.policies.external_idempotency:
+                self._apply_once(tx, now, lease, effect, scope=None)
+            else:
+                _apply(tx, now, lease, effect)
 
-    def commit(self, lease: Lease, effect: Effect) -> None:
-        """Record that the attempt's work is done. Fenced.
+    def commit(self, lease: Lease, effect: Effect | None) -> None:
+        """Record that the attempt's work is done (`effect` None: it made none). Fenced.
 
         With the commit boundary (GUARDED), the effect is written here, in the same
         transaction, unless this job's effect is already recorded: then the repeat is
@@ -266,7 +273,7 @@ class Queue:
         """
 
         def mark(tx: Tx, now: float) -> None:
-            if self.policies.commit_boundary and not effect.external:
+            if effect is not None and self.policies.commit_boundary and not effect.external:
                 self._apply_once(tx, now, lease, effect, scope=lease.job_id)
             _move_execution(tx, lease.execution_id, states.IN_PROGRESS, states.COMMITTED)
             tx.event(
@@ -315,6 +322,40 @@ class Queue:
 
         self._fenced(lease, "ack", finish)
 
+    def ack_on_receipt(self, lease: Lease) -> None:
+        """Lever `ack_after_commit` off: tell the queue the job is done as soon as it is
+        received, before any work. The execution goes through every move to DONE and the
+        job to SUCCEEDED, logged move by move, in one transaction. Fenced."""
+
+        def finish(tx: Tx, now: float) -> None:
+            moves = (
+                ("execution.started", states.LEASED, states.IN_PROGRESS),
+                ("execution.committed", states.IN_PROGRESS, states.COMMITTED),
+            )
+            for kind, before, after in moves:
+                _move_execution(tx, lease.execution_id, before, after)
+                tx.event(now, kind, **_at(lease), execution_state=[before, after])
+            _move_execution(tx, lease.execution_id, states.COMMITTED, states.DONE, finished_at=now)
+            _move_job(tx, lease.job_id, states.RUNNING, states.SUCCEEDED, now)
+            tx.event(
+                now,
+                "job.succeeded",
+                **_at(lease),
+                job_state=[states.RUNNING, states.SUCCEEDED],
+                execution_state=[states.COMMITTED, states.DONE],
+                on_receipt=True,
+            )
+
+        self._fenced(lease, "ack", finish)
+
+    def apply_after_ack(self, lease: Lease, effect: Effect) -> None:
+        """Lever `ack_after_commit` off: the work, after the job was acknowledged on
+        receipt. Not fenced (the job is already finished, so a fence would refuse it):
+        nothing guards it, and nothing retries it if it never happens."""
+        now = self.clock.now()
+        with self.store.transaction() as tx:
+            _apply(tx, now, lease, effect)
+
     def fail(self, lease: Lease, error: str) -> str:
         """Record a failed attempt with its error; retry later, or DEAD once attempts are spent.
 
@@ -332,7 +373,7 @@ class Queue:
                 tx, lease.execution_id, before, states.FAILED, error=error, finished_at=now
             )
             job = _job_row(tx, lease.job_id)
-            if job["attempts"] >= job["max_attempts"]:
+            if self.policies.retry_budget and job["attempts"] >= job["max_attempts"]:
                 _move_job(tx, lease.job_id, states.RUNNING, states.DEAD, now, last_error=error)
                 tx.event(
                     now,
@@ -378,8 +419,11 @@ class Queue:
         Atomic: the whole sweep is one transaction. Each rescued execution goes ABORTED
         with the reason; its job goes back to PENDING, or DEAD when its attempts are spent.
         A `reaper.swept` event marks the sweep, rescued or not, so INV_004 can tell a
-        lease nobody swept from one the reaper missed.
+        lease nobody swept from one the reaper missed. Without lever `reaper` there is no
+        reaper: this does nothing, and an expired lease holds its job forever.
         """
+        if not self.policies.reaper:
+            return []
         now = self.clock.now()
         rescued: list[int] = []
         with self.store.transaction() as tx:
@@ -399,7 +443,7 @@ class Queue:
                     worker=REAPER,
                     execution_state=[row["status"], states.ABORTED],
                 )
-                if row["attempts"] >= row["max_attempts"]:
+                if self.policies.retry_budget and row["attempts"] >= row["max_attempts"]:
                     error += "; attempts spent"
                     _move_job(tx, row["job_id"], states.RUNNING, states.DEAD, now, last_error=error)
                     tx.event(

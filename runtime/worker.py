@@ -17,13 +17,18 @@ A handler that raises ends the attempt at `failed` (the error is recorded and th
 retried or dead-lettered); a refused write ends it at `lease_lost`;
 a transaction the store could not run ends it at `store_error`. Either way the worker lets
 go: the lease runs out and the reaper hands the job on, so nothing accepted is lost.
+
+Two levers change the path. Without `failure_capture` a handler's exception is swallowed
+and the attempt goes on to commit and ack with no effect (FM_009). Without
+`ack_after_commit` the job is acknowledged on receipt and the work follows unguarded:
+leased -> started (the job is already SUCCEEDED) -> effect_applied (FM_012).
 """
 
 from collections.abc import Callable, Iterator, Mapping
 
 from runtime.effects import Effect
 from runtime.errors import LeaseLost, StoreUnavailable
-from runtime.queue import Job, Queue
+from runtime.queue import Job, Lease, Queue
 
 STEPS = ("leased", "started", "effect_applied", "committed", "acked")
 ENDINGS = ("failed", "lease_lost", "store_error")
@@ -55,23 +60,29 @@ class Worker:
             return
         yield "leased"
         try:
+            if not self.queue.policies.ack_after_commit:
+                yield from self._acked_on_receipt(lease)
+                return
             self.queue.start(lease)
             yield "started"
             job = self.queue.get(lease.job_id)
             handler = self.handlers.get(job.kind)
+            effect: Effect | None
             try:
                 if handler is None:
                     raise LookupError(f"no handler for job kind {job.kind!r}")
                 effect = handler(job)
             except Exception as error:  # noqa: BLE001 - a failed attempt becomes recorded state
-                self.queue.fail(lease, f"{type(error).__name__}: {error}")
-                yield "failed"
-                return
+                if self.queue.policies.failure_capture:
+                    self.queue.fail(lease, f"{type(error).__name__}: {error}")
+                    yield "failed"
+                    return
+                effect = None  # swallowed: the attempt carries on as if the handler had worked
             try:
-                if effect.external:
+                if effect is not None and effect.external:
                     self.in_external_call = True
                     self.queue.call_external(lease, effect)
-                elif not self.queue.policies.commit_boundary:
+                elif effect is not None and not self.queue.policies.commit_boundary:
                     self.queue.apply_effect(lease, effect)
                 yield "effect_applied"
             except TimeoutError as error:  # the call applied, but its answer never came
@@ -89,6 +100,21 @@ class Worker:
         except StoreUnavailable:
             self.queue.marks.hit("store.unavailable")
             yield "store_error"
+
+    def _acked_on_receipt(self, lease: Lease) -> Iterator[str]:
+        """Lever `ack_after_commit` off: the job is acknowledged as soon as it is received,
+        and the work follows on its own. A crash in between leaves a SUCCEEDED job whose
+        work never happened, and nothing will ever run it again."""
+        self.queue.ack_on_receipt(lease)
+        yield "started"
+        job = self.queue.get(lease.job_id)
+        try:
+            effect = self.handlers[job.kind](job)
+        except Exception:  # noqa: BLE001 - acknowledged already: nowhere is left to record it
+            yield "failed"
+            return
+        self.queue.apply_after_ack(lease, effect)
+        yield "effect_applied"
 
     def run_one(self) -> list[str]:
         """Run one attempt to its end, with no one interleaving; returns the steps taken."""
