@@ -20,6 +20,9 @@ class Policies:
     system answers a repeat with the first call's result instead of applying it (FM_002)."""
     reaper: bool = True
     """A reaper sweeps expired leases and hands their jobs back to the queue (FM_004)."""
+    one_transaction: bool = True
+    """Each state change is written in one transaction with its event, and the commit with
+    its effect record: a crash can fall before or after, never in between (FM_007)."""
     retry_budget: bool = True
     """A job is attempted at most `max_attempts` times between redrives, then DEAD with
     every error on record (FM_005)."""

@@ -307,20 +307,35 @@ class Queue:
         self.marks.hit("effect.absorbed")
 
     def ack(self, lease: Lease) -> None:
-        """Finish the job: SUCCEEDED, execution DONE, lease released. Fenced."""
+        """Finish the job: SUCCEEDED, execution DONE, lease released, and the event that
+        says so, in one transaction. Fenced."""
 
         def finish(tx: Tx, now: float) -> None:
-            _move_execution(tx, lease.execution_id, states.COMMITTED, states.DONE, finished_at=now)
-            _move_job(tx, lease.job_id, states.RUNNING, states.SUCCEEDED, now)
-            tx.event(
-                now,
-                "job.succeeded",
-                **_at(lease),
-                job_state=[states.RUNNING, states.SUCCEEDED],
-                execution_state=[states.COMMITTED, states.DONE],
-            )
+            _succeed(tx, now, lease)
+            _log_succeeded(tx, now, lease)
 
         self._fenced(lease, "ack", finish)
+
+    def record_effect(self, lease: Lease, effect: Effect) -> None:
+        """Lever `one_transaction` off: the commit's effect record in a transaction of its
+        own, before the commit's move (`commit(lease, None)`). Fenced."""
+        self._fenced(
+            lease,
+            "record effect",
+            lambda tx, now: self._apply_once(tx, now, lease, effect, scope=lease.job_id),
+        )
+
+    def mark_succeeded(self, lease: Lease) -> None:
+        """Lever `one_transaction` off: the ack's moves alone, in a transaction of their own;
+        `log_succeeded` writes their event in another. Fenced."""
+        self._fenced(lease, "ack", lambda tx, now: _succeed(tx, now, lease))
+
+    def log_succeeded(self, lease: Lease) -> None:
+        """Lever `one_transaction` off: the `job.succeeded` event, after the moves it
+        records. Not fenced: the job is no longer RUNNING, so a fence would refuse it."""
+        now = self.clock.now()
+        with self.store.transaction() as tx:
+            _log_succeeded(tx, now, lease)
 
     def ack_on_receipt(self, lease: Lease) -> None:
         """Lever `ack_after_commit` off: tell the queue the job is done as soon as it is
@@ -605,6 +620,21 @@ def _apply(tx: Tx, now: float, lease: Lease, effect: Effect) -> int:
 
 def _at(lease: Lease) -> dict[str, Any]:
     return {"job": lease.job_id, "execution": lease.execution_id, "worker": lease.worker}
+
+
+def _succeed(tx: Tx, now: float, lease: Lease) -> None:
+    _move_execution(tx, lease.execution_id, states.COMMITTED, states.DONE, finished_at=now)
+    _move_job(tx, lease.job_id, states.RUNNING, states.SUCCEEDED, now)
+
+
+def _log_succeeded(tx: Tx, now: float, lease: Lease) -> None:
+    tx.event(
+        now,
+        "job.succeeded",
+        **_at(lease),
+        job_state=[states.RUNNING, states.SUCCEEDED],
+        execution_state=[states.COMMITTED, states.DONE],
+    )
 
 
 def _job_row(tx: Tx, job_id: int) -> Any:

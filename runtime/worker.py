@@ -18,10 +18,12 @@ retried or dead-lettered); a refused write ends it at `lease_lost`;
 a transaction the store could not run ends it at `store_error`. Either way the worker lets
 go: the lease runs out and the reaper hands the job on, so nothing accepted is lost.
 
-Two levers change the path. Without `failure_capture` a handler's exception is swallowed
+Three levers change the path. Without `failure_capture` a handler's exception is swallowed
 and the attempt goes on to commit and ack with no effect (FM_009). Without
 `ack_after_commit` the job is acknowledged on receipt and the work follows unguarded:
-leased -> started (the job is already SUCCEEDED) -> effect_applied (FM_012).
+leased -> started (the job is already SUCCEEDED) -> effect_applied (FM_012). Without
+`one_transaction` the completion is torn into four transactions: ... effect_applied ->
+effect_recorded -> committed -> marked_done -> acked (FM_007).
 """
 
 from collections.abc import Callable, Iterator, Mapping
@@ -91,6 +93,9 @@ class Worker:
                 return
             finally:
                 self.in_external_call = False
+            if not self.queue.policies.one_transaction:
+                yield from self._torn_completion(lease, effect)
+                return
             self.queue.commit(lease, effect)
             yield "committed"
             self.queue.ack(lease)
@@ -100,6 +105,20 @@ class Worker:
         except StoreUnavailable:
             self.queue.marks.hit("store.unavailable")
             yield "store_error"
+
+    def _torn_completion(self, lease: Lease, effect: Effect | None) -> Iterator[str]:
+        """Lever `one_transaction` off: the completion in four transactions, not two. The
+        effect record, the commit, the ack's moves and the ack's event each commit on their
+        own, so a crash (or a failed transaction) can fall between them."""
+        if effect is not None and self.queue.policies.commit_boundary and not effect.external:
+            self.queue.record_effect(lease, effect)
+            yield "effect_recorded"
+        self.queue.commit(lease, None)
+        yield "committed"
+        self.queue.mark_succeeded(lease)
+        yield "marked_done"
+        self.queue.log_succeeded(lease)
+        yield "acked"
 
     def _acked_on_receipt(self, lease: Lease) -> Iterator[str]:
         """Lever `ack_after_commit` off: the job is acknowledged as soon as it is received,

@@ -373,3 +373,21 @@ if __name__ == "__main__" and sys.argv[1:] == ["--write"]:
             text = text[: block.start(2)] + printed + "\n" + text[block.end(2) :]
         path.write_text(text)
         print(f"wrote {path.relative_to(DOCS.parent)}")
+
+
+# --- (5) the curriculum ----------------------------------------------------------------
+
+
+def test_the_curriculum_teaches_every_failure_mode_once_with_its_habit():
+    """The teaching order is written by hand, so a new failure mode must be placed in it."""
+    text = read("07_curriculum.md")
+    items = re.findall(
+        r"^\d+\. \*\*\[(FM_\d{3})\]\(\.\./failure_modes/([^/]+)/spec\.md\)", text, re.M
+    )
+
+    assert sorted(fm for fm, _ in items) == sorted(fm.meta.id for fm in catalog.discover())
+    for fm, folder in items:
+        assert folder.startswith(fm), (fm, folder)
+    numbers = [int(n) for n in re.findall(r"^(\d+)\. \*\*\[FM_", text, re.M)]
+    assert numbers == list(range(1, len(numbers) + 1)), numbers
+    assert text.count("*Habit:") == len(items)
