@@ -39,6 +39,12 @@ class LeaseLost(LabError):
     """
 
 
+class Conflict(LabError):
+    """Raised by runtime.accounts when a compare-and-set finds the row changed since it was
+    read. Nothing is written: the whole transaction rolls back, and the attempt is failed
+    and retried, reading afresh."""
+
+
 class UnknownJob(UsageError):
     """Raised by runtime.queue for a job id that does not exist."""
 

@@ -14,6 +14,7 @@ MARKS: dict[str, str] = {
     "effect.absorbed": "a retry's commit found the job's effect recorded and absorbed it",
     "submit.absorbed": "a submit reused an idempotency key and got the first job back",
     "reaper.rescued": "the reaper returned a job with an expired lease to the queue",
+    "cas.conflict": "a compare-and-set found the row changed since it was read and refused",
     "retry.scheduled": "a failed attempt was scheduled to run again after a backoff",
     "job.dead": "a job spent its attempt budget and went to the dead letters",
     "store.unavailable": "a transaction could not begin or commit and was rolled back",

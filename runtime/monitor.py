@@ -82,6 +82,12 @@ class Monitor:
         self.expires: dict[int, float] = {}
         self.lease_seq: dict[int, int] = {}
         """Per execution, the seq of the event that granted or last extended its lease."""
+        self.accounts_opened: dict[str, int] = {}
+        """Per account, the seq of its `account.opened` event."""
+        self.credits: dict[str, list[Event]] = defaultdict(list)
+        """Per account, its `account.credited` events."""
+        self.accounts_touched = False
+        """An account event was folded in since INV_008 last looked."""
         self.found_in_log: dict[str, list[Any]] = defaultdict(list)
         """Per rule, what its fold found wrong with the log itself during this check."""
 

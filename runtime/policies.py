@@ -18,6 +18,10 @@ class Policies:
     external_idempotency: bool = True
     """An external call carries the effect's key as its idempotency key, and the other
     system answers a repeat with the first call's result instead of applying it (FM_002)."""
+    fencing: bool = True
+    """A lost lease is revoked and every write is checked against it: the reaper marks the
+    old attempt ABORTED, and a worker's write goes through only while its fencing token is
+    the job's newest and its lease has not expired (FM_003)."""
     reaper: bool = True
     """A reaper sweeps expired leases and hands their jobs back to the queue (FM_004)."""
     one_transaction: bool = True
@@ -31,6 +35,10 @@ class Policies:
     accepting a second one (FM_008)."""
     failure_capture: bool = True
     """A handler that raises fails its attempt, and the error is recorded (FM_009)."""
+    compare_and_set: bool = True
+    """A read-modify-write (a credit to a balance) writes back only if the row is still at
+    the version it read; otherwise the attempt fails with a conflict and is retried,
+    reading afresh (FM_011)."""
     ack_after_commit: bool = True
     """A job is acknowledged only once its work is committed, never on receipt (FM_012)."""
 

@@ -19,10 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from runtime import effects, states
+from runtime import accounts, effects, states
 from runtime.clock import Clock
 from runtime.effects import Effect
-from runtime.errors import IllegalTransition, LeaseLost, UnknownJob, UsageError
+from runtime.errors import Conflict, IllegalTransition, LeaseLost, UnknownJob, UsageError
 from runtime.marks import Marks
 from runtime.policies import GUARDED, Policies
 from runtime.store import Store, Tx, dumps
@@ -246,7 +246,7 @@ class Queue:
 
     def apply_effect(self, lease: Lease, effect: Effect) -> None:
         """Apply the effect on its own, outside the commit (commit boundary off). Fenced."""
-        self._fenced(lease, "apply effect", lambda tx, now: _apply(tx, now, lease, effect))
+        self._fenced(lease, "apply effect", lambda tx, now: self._apply(tx, now, lease, effect))
 
     def call_external(self, lease: Lease, effect: Effect) -> None:
         """Call another system with an external effect, carrying its key as the idempotency
@@ -261,7 +261,7 @@ class Queue:
             if self.policies.external_idempotency:
                 self._apply_once(tx, now, lease, effect, scope=None)
             else:
-                _apply(tx, now, lease, effect)
+                self._apply(tx, now, lease, effect)
 
     def commit(self, lease: Lease, effect: Effect | None) -> None:
         """Record that the attempt's work is done (`effect` None: it made none). Fenced.
@@ -285,6 +285,33 @@ class Queue:
 
         self._fenced(lease, "commit", mark)
 
+    def _apply(self, tx: Tx, now: float, lease: Lease, effect: Effect) -> None:
+        """Record `effect` as applied by the attempt `lease` stands for; a credit also
+        writes its account's new balance (runtime.accounts), compare-and-set unless lever
+        `compare_and_set` is off."""
+        effects.apply(
+            tx,
+            now,
+            effect,
+            job_id=lease.job_id,
+            execution_id=lease.execution_id,
+            worker=lease.worker,
+        )
+        if effect.sink != accounts.SINK:
+            return
+        try:
+            accounts.write(
+                tx, now, effect, compare_and_set=self.policies.compare_and_set, **_at(lease)
+            )
+        except Conflict:
+            self.marks.hit("cas.conflict")
+            raise
+
+    def read_for(self, effect: Effect) -> Effect:
+        """The read a read-modify-write effect starts from (a credit: its account's balance
+        and version, runtime.accounts); any other effect as it is. A read: not fenced."""
+        return accounts.read(self.store, effect) if effect.sink == accounts.SINK else effect
+
     def _apply_once(
         self, tx: Tx, now: float, lease: Lease, effect: Effect, *, scope: int | None
     ) -> None:
@@ -292,7 +319,7 @@ class Queue:
         None: an external system knows keys, not jobs); then absorb the repeat instead."""
         first = effects.find(tx, effect, job_id=scope)
         if first is None:
-            _apply(tx, now, lease, effect)
+            self._apply(tx, now, lease, effect)
             return
         tx.event(
             now,
@@ -369,7 +396,7 @@ class Queue:
         nothing guards it, and nothing retries it if it never happens."""
         now = self.clock.now()
         with self.store.transaction() as tx:
-            _apply(tx, now, lease, effect)
+            self._apply(tx, now, lease, effect)
 
     def fail(self, lease: Lease, error: str) -> str:
         """Record a failed attempt with its error; retry later, or DEAD once attempts are spent.
@@ -432,7 +459,9 @@ class Queue:
         """Rescue every expired lease; returns the ids of the jobs rescued.
 
         Atomic: the whole sweep is one transaction. Each rescued execution goes ABORTED
-        with the reason; its job goes back to PENDING, or DEAD when its attempts are spent.
+        with the reason (revoked: its worker can write nothing more); its job goes back to
+        PENDING, or DEAD when its attempts are spent. Without lever `fencing` the job is
+        handed on but the old attempt is left as its worker last wrote it, still open.
         A `reaper.swept` event marks the sweep, rescued or not, so INV_004 can tell a
         lease nobody swept from one the reaper missed. Without lever `reaper` there is no
         reaper: this does nothing, and an expired lease holds its job forever.
@@ -449,15 +478,12 @@ class Queue:
             ).fetchall()
             for row in expired:
                 error = f"lease of {row['worker']} expired at {row['lease_expires_at']:.3f}"
-                _move_execution(
-                    tx, row["id"], row["status"], states.ABORTED, error=error, finished_at=now
-                )
-                moved = dict(
-                    job=row["job_id"],
-                    execution=row["id"],
-                    worker=REAPER,
-                    execution_state=[row["status"], states.ABORTED],
-                )
+                moved: dict[str, Any] = dict(job=row["job_id"], execution=row["id"], worker=REAPER)
+                if self.policies.fencing:
+                    _move_execution(
+                        tx, row["id"], row["status"], states.ABORTED, error=error, finished_at=now
+                    )
+                    moved["execution_state"] = [row["status"], states.ABORTED]
                 if self.policies.retry_budget and row["attempts"] >= row["max_attempts"]:
                     error += "; attempts spent"
                     _move_job(tx, row["job_id"], states.RUNNING, states.DEAD, now, last_error=error)
@@ -576,10 +602,14 @@ class Queue:
     # --- fencing ----------------------------------------------------------------------
 
     def _fenced(self, lease: Lease, action: str, write: Callable[[Tx, float], T]) -> T:
-        """Run `write` only while `lease` is still held; otherwise log the refusal and raise."""
+        """Run `write` only while `lease` is still held; otherwise log the refusal and raise.
+
+        Without lever `fencing` the write runs unchecked: the store takes the worker's word
+        that it still holds the job, and only the state machine can refuse the write.
+        """
         now = self.clock.now()
         with self.store.transaction() as tx:
-            lost = _lost_reason(tx, lease, now)
+            lost = _lost_reason(tx, lease, now) if self.policies.fencing else None
             if lost is None:
                 return write(tx, now)
             tx.event(
@@ -609,13 +639,6 @@ def _lost_reason(tx: Tx, lease: Lease, now: float) -> str | None:
     if row["lease_expires_at"] <= now:
         return f"lease expired at {row['lease_expires_at']:.3f}"
     return None
-
-
-def _apply(tx: Tx, now: float, lease: Lease, effect: Effect) -> int:
-    """Record `effect` as applied by the attempt `lease` stands for."""
-    return effects.apply(
-        tx, now, effect, job_id=lease.job_id, execution_id=lease.execution_id, worker=lease.worker
-    )
 
 
 def _at(lease: Lease) -> dict[str, Any]:

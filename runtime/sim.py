@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runtime import accounts
 from runtime.choices import Choice, Choices, decisions
 from runtime.clock import SimClock
 from runtime.errors import StepBudgetExceeded
@@ -95,6 +96,8 @@ class Scenario:
     """Scripted faults: exactly these, where they say."""
     mix: FaultMix = NO_MIX
     """Explored faults: sites switched on and fired by the tape."""
+    accounts: tuple[tuple[str, int], ...] = ()
+    """Accounts (runtime.accounts) opened with these balances before any job is submitted."""
 
 
 @dataclass
@@ -200,6 +203,8 @@ class Simulation:
         self._change_points: list[int] = []
         if scheduler == "pct":
             self._draw_priorities()
+        for name, balance in scenario.accounts:
+            accounts.open_account(self.store, self.clock.now(), name, balance)
         for job in scenario.jobs:
             self._submit(job)
         self._check(final=False)

@@ -83,6 +83,14 @@ MIGRATIONS: dict[int, str] = {
     CREATE TRIGGER events_are_append_only_delete BEFORE DELETE ON events
     BEGIN SELECT RAISE(ABORT, 'events are append-only: DELETE refused'); END;
     """,
+    2: """
+    CREATE TABLE accounts (
+        name           TEXT    PRIMARY KEY,
+        balance        INTEGER NOT NULL,
+        version        INTEGER NOT NULL DEFAULT 0 CHECK (version >= 0),
+        opened_balance INTEGER NOT NULL
+    );
+    """,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 _PRISTINE: bytes | None = None

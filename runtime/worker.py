@@ -14,7 +14,8 @@ leaves nothing half-done. An external effect (runtime.effects) cannot wait: it i
 right there, and a timeout on its answer fails the attempt like a handler error.
 
 A handler that raises ends the attempt at `failed` (the error is recorded and the job
-retried or dead-lettered); a refused write ends it at `lease_lost`;
+retried or dead-lettered); a refused write ends it at `lease_lost` (without lever
+`fencing` only the state machine refuses one, FM_003);
 a transaction the store could not run ends it at `store_error`. Either way the worker lets
 go: the lease runs out and the reaper hands the job on, so nothing accepted is lost.
 
@@ -24,12 +25,16 @@ and the attempt goes on to commit and ack with no effect (FM_009). Without
 leased -> started (the job is already SUCCEEDED) -> effect_applied (FM_012). Without
 `one_transaction` the completion is torn into four transactions: ... effect_applied ->
 effect_recorded -> committed -> marked_done -> acked (FM_007).
+
+A credit to a balance (runtime.accounts) is a read-modify-write: the handler's effect
+reads the balance by `effect_applied`, and the commit writes the sum back. A commit that
+finds the balance changed since the read fails the attempt (`Conflict`) and it is retried.
 """
 
 from collections.abc import Callable, Iterator, Mapping
 
 from runtime.effects import Effect
-from runtime.errors import LeaseLost, StoreUnavailable
+from runtime.errors import Conflict, IllegalTransition, LeaseLost, StoreUnavailable
 from runtime.queue import Job, Lease, Queue
 
 STEPS = ("leased", "started", "effect_applied", "committed", "acked")
@@ -74,6 +79,8 @@ class Worker:
                 if handler is None:
                     raise LookupError(f"no handler for job kind {job.kind!r}")
                 effect = handler(job)
+                if effect is not None:
+                    effect = self.queue.read_for(effect)
             except Exception as error:  # noqa: BLE001 - a failed attempt becomes recorded state
                 if self.queue.policies.failure_capture:
                     self.queue.fail(lease, f"{type(error).__name__}: {error}")
@@ -102,9 +109,26 @@ class Worker:
             yield "acked"
         except LeaseLost:
             yield "lease_lost"
+        except Conflict as error:  # the balance moved since it was read: retry, read afresh
+            yield self._fail_after_conflict(lease, f"Conflict: {error}")
+        except IllegalTransition:
+            if self.queue.policies.fencing:
+                raise  # with the fence up, only a bug in the runtime gets this far
+            yield "lease_lost"  # unfenced: the state machine refused a write of a lost job
         except StoreUnavailable:
             self.queue.marks.hit("store.unavailable")
             yield "store_error"
+
+    def _fail_after_conflict(self, lease: Lease, error: str) -> str:
+        """Fail the attempt whose compare-and-set was refused; returns the step it ends at."""
+        try:
+            self.queue.fail(lease, error)
+        except LeaseLost:
+            return "lease_lost"
+        except StoreUnavailable:
+            self.queue.marks.hit("store.unavailable")
+            return "store_error"
+        return "failed"
 
     def _torn_completion(self, lease: Lease, effect: Effect | None) -> Iterator[str]:
         """Lever `one_transaction` off: the completion in four transactions, not two. The
@@ -128,7 +152,7 @@ class Worker:
         yield "started"
         job = self.queue.get(lease.job_id)
         try:
-            effect = self.handlers[job.kind](job)
+            effect = self.queue.read_for(self.handlers[job.kind](job))
         except Exception:  # noqa: BLE001 - acknowledged already: nowhere is left to record it
             yield "failed"
             return

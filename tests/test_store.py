@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from runtime.errors import DatabaseError
-from runtime.store import APPLICATION_ID, SCHEMA_VERSION, Store, dumps
+from runtime.store import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION, Store, _statements, dumps
 
-TABLES = {"jobs", "executions", "effects", "events"}
+TABLES = {"jobs", "executions", "effects", "events", "accounts"}
 
 
 def add_job(store: Store, kind: str = "award_points") -> int:
@@ -60,6 +60,29 @@ def test_a_new_database_is_at_the_current_schema_and_marked_as_ours(store):
     assert store.one("PRAGMA application_id")[0] == APPLICATION_ID
     tables = {r[0] for r in store.all("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert tables == TABLES
+
+
+def test_a_database_of_an_older_schema_is_migrated_on_open_and_keeps_its_rows(tmp_path):
+    """Schema 2 added `accounts`; a file made at schema 1 gains it, one migration per
+    transaction, and loses nothing it held."""
+    path = tmp_path / "v1.db"
+    conn = sqlite3.connect(path)
+    for statement in _statements(MIGRATIONS[1]):
+        conn.execute(statement)
+    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    conn.execute("PRAGMA user_version = 1")
+    conn.execute(
+        "INSERT INTO jobs (kind, payload, state, max_attempts, run_at, created_at, updated_at)"
+        " VALUES ('award_points', '{}', 'PENDING', 3, 0.0, 0.0, 0.0)"
+    )
+    conn.commit()
+    conn.close()
+
+    store = Store.open(path)
+
+    assert store.schema_version() == SCHEMA_VERSION == 2
+    assert store.one("SELECT count(*) FROM accounts")[0] == 0
+    assert store.one("SELECT kind FROM jobs WHERE id = 1")[0] == "award_points"
 
 
 def test_file_databases_run_in_wal_mode_with_synchronous_full(tmp_path):
