@@ -20,7 +20,7 @@ from runtime.faults import FaultMix
 from runtime.policies import GUARDED
 from runtime.sim import Scenario, Simulation
 
-SEEDS = range(400)
+SEEDS = range(500)
 BUILD = functools.partial(scenario.scenario, GUARDED)
 LOST_ANSWERS = FaultMix(sites=("external_timeout",), activation=1.0, firing=0.3)
 """Only the provider's answers lost on the way back, often."""
@@ -42,11 +42,11 @@ def test_scripted_schedule_holds_and_the_provider_answers_the_repeat_with_the_fi
 
 @pytest.mark.parametrize("chunk", range(2))
 def test_every_explored_run_holds_and_the_key_was_put_to_work(chunk):
-    """400 seeds with every fault site in the mix (crashes and pauses after every step,
+    """500 seeds with every fault site in the mix (crashes and pauses after every step,
     lost acks, lost answers from the provider, duplicate submits, clock jumps, failed
     transactions): no order charged twice, every charge confirmed, and the provider
     absorbed repeated calls, so the pass is not vacuous."""
-    seeds = SEEDS[chunk * 200 : (chunk + 1) * 200]
+    seeds = SEEDS[chunk * 250 : (chunk + 1) * 250]
     summary = explore(BUILD, seeds, jobs=3, workers=2)
     assert summary.failing == {}, summary.failing
     for mark in scenario.META.marks:

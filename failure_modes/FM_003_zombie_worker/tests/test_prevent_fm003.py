@@ -17,7 +17,7 @@ from runtime.explore import explore
 from runtime.policies import GUARDED
 from runtime.sim import Scenario, Simulation
 
-SEEDS = range(400)
+SEEDS = range(500)
 BUILD = functools.partial(scenario.scenario, GUARDED)
 
 
@@ -92,10 +92,10 @@ def test_a_write_at_the_instant_the_lease_expires_is_refused_too():
 
 @pytest.mark.parametrize("chunk", range(2))
 def test_every_explored_run_holds_and_the_guard_was_put_to_work(chunk):
-    """400 seeds with every fault site in the mix (pauses past the lease, clock jumps,
+    """500 seeds with every fault site in the mix (pauses past the lease, clock jumps,
     crashes, lost acks, failed transactions): no violation, and the fence refused stale
     writes, so the pass is not vacuous."""
-    seeds = SEEDS[chunk * 200 : (chunk + 1) * 200]
+    seeds = SEEDS[chunk * 250 : (chunk + 1) * 250]
     summary = explore(BUILD, seeds, jobs=3, workers=2)
     assert summary.failing == {}, summary.failing
     for mark in scenario.META.marks:

@@ -21,7 +21,7 @@ from runtime.policies import GUARDED
 from runtime.queue import Job
 from runtime.sim import Scenario, Simulation
 
-SEEDS = range(400)
+SEEDS = range(500)
 BUILD = functools.partial(scenario.scenario, GUARDED)
 POISON = scenario.POISON
 ERROR = "KeyError: 'order'"
@@ -108,11 +108,11 @@ def test_an_operator_redrives_the_dead_job_once_the_cause_is_fixed():
 
 @pytest.mark.parametrize("chunk", range(2))
 def test_every_explored_run_holds_and_the_guard_was_put_to_work(chunk):
-    """400 seeds with the poison refund and every fault site in the mix (crashes and pauses
+    """500 seeds with the poison refund and every fault site in the mix (crashes and pauses
     after every step, lost acks, clock jumps, failed transactions): no violation, every
     run ends, and the budget sent jobs to DEAD, so the pass is not vacuous. Guarded runs
     are as quick as any other: the budget is what lets them go quiet."""
-    seeds = SEEDS[chunk * 200 : (chunk + 1) * 200]
+    seeds = SEEDS[chunk * 250 : (chunk + 1) * 250]
     summary = explore(BUILD, seeds, jobs=3, workers=2)
     assert summary.failing == {}, summary.failing
     for mark in scenario.META.marks:

@@ -19,7 +19,7 @@ from runtime.faults import CRASH_STEPS
 from runtime.policies import GUARDED
 from runtime.sim import Scenario, Simulation
 
-SEEDS = range(400)
+SEEDS = range(500)
 BUILD = functools.partial(scenario.scenario, GUARDED)
 
 
@@ -68,10 +68,10 @@ def test_a_crash_after_any_step_leaves_rows_and_log_in_step(step):
 
 @pytest.mark.parametrize("chunk", range(2))
 def test_every_explored_run_holds_and_the_guard_was_put_to_work(chunk):
-    """400 seeds with every fault site in the mix (crashes and pauses after every step,
+    """500 seeds with every fault site in the mix (crashes and pauses after every step,
     lost acks, clock jumps, failed transactions): no violation, and retries' commits found
     the effect already recorded and absorbed it, so the pass is not vacuous."""
-    seeds = SEEDS[chunk * 200 : (chunk + 1) * 200]
+    seeds = SEEDS[chunk * 250 : (chunk + 1) * 250]
     summary = explore(BUILD, seeds, jobs=3, workers=2)
     assert summary.failing == {}, summary.failing
     for mark in scenario.META.marks:

@@ -19,7 +19,7 @@ from runtime.policies import GUARDED
 from runtime.queue import Job
 from runtime.sim import Scenario, Simulation
 
-SEEDS = range(400)
+SEEDS = range(500)
 BUILD = functools.partial(scenario.scenario, GUARDED)
 ERROR = "ConnectionError: mail server refused the connection"
 
@@ -71,11 +71,11 @@ def test_a_failure_that_never_passes_ends_dead_not_succeeded():
 
 @pytest.mark.parametrize("chunk", range(2))
 def test_every_explored_run_holds_and_the_guard_was_put_to_work(chunk):
-    """400 seeds with every fault site in the mix (crashes and pauses after every step,
+    """500 seeds with every fault site in the mix (crashes and pauses after every step,
     lost acks, clock jumps, failed transactions), every receipt refused on its first
     attempt: no violation, and failures were captured and retried, so the pass is not
     vacuous."""
-    seeds = SEEDS[chunk * 200 : (chunk + 1) * 200]
+    seeds = SEEDS[chunk * 250 : (chunk + 1) * 250]
     summary = explore(BUILD, seeds, jobs=3, workers=2)
     assert summary.failing == {}, summary.failing
     for mark in scenario.META.marks:

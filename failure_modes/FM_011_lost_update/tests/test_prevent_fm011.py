@@ -18,7 +18,7 @@ from runtime.explore import explore
 from runtime.policies import GUARDED
 from runtime.sim import RunResult, Scenario, Simulation
 
-SEEDS = range(400)
+SEEDS = range(500)
 BUILD = functools.partial(scenario.scenario, GUARDED)
 CONFLICT = "Conflict: account acct-1 changed since it was read (read at version 0, now 1)"
 
@@ -105,10 +105,10 @@ def test_a_conflict_on_the_last_attempt_ends_the_job_dead_and_the_balance_right(
 
 @pytest.mark.parametrize("chunk", range(2))
 def test_every_explored_run_holds_and_the_guard_was_put_to_work(chunk):
-    """400 seeds of three orders credited to one wallet by two workers, with every fault
+    """500 seeds of three orders credited to one wallet by two workers, with every fault
     site in the mix: no violation, and stale writes were refused and retried (mark
     `cas.conflict`), so the pass is not vacuous."""
-    seeds = SEEDS[chunk * 200 : (chunk + 1) * 200]
+    seeds = SEEDS[chunk * 250 : (chunk + 1) * 250]
     summary = explore(BUILD, seeds, jobs=3, workers=2)
     assert summary.failing == {}, summary.failing
     for mark in scenario.META.marks:
