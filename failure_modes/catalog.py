@@ -37,6 +37,9 @@ class Meta:
     was put to work, so a pass is not vacuous."""
     found_within: int = 0
     """Exploring the baseline from seed 0 finds the first invariant within this many seeds."""
+    world: tuple[int, int] = (3, 2)
+    """The jobs and workers its world is explored with, unless a person asks otherwise:
+    most failures need few; a retry storm needs a crowd."""
 
 
 @dataclass(frozen=True)

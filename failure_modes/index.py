@@ -15,7 +15,7 @@ from runtime.explore import explore, run_seeds
 from runtime.policies import LEVERS
 from runtime.shrink import shrink
 
-SEEDS, JOBS, WORKERS = 1000, 3, 2
+SEEDS = 1000
 
 INDEX = catalog.ROOT.parent / "docs" / "failure_mode_index.md"
 
@@ -67,9 +67,10 @@ def measure(fm: catalog.FailureMode) -> tuple[str, str]:
     if fm.meta.lever not in LEVERS:  # a scaffold still being written
         return "not explored yet", "-"
     build = fm.build("baseline")
+    jobs, workers = fm.meta.world
     try:
         summary = explore(
-            build, range(SEEDS), jobs=JOBS, workers=WORKERS, stop_on=fm.meta.invariants
+            build, range(SEEDS), jobs=jobs, workers=workers, stop_on=fm.meta.invariants
         )
     except NotImplementedError:
         return "not explored yet", "-"
@@ -77,9 +78,9 @@ def measure(fm: catalog.FailureMode) -> tuple[str, str]:
     seeds = sorted({seed for inv in mine for seed in summary.failing[inv]})
     if not seeds:
         return f"0 per {SEEDS:,}", "-"
-    [first] = run_seeds(build, JOBS, WORKERS, [seeds[0]], "random")
+    [first] = run_seeds(build, jobs, workers, [seeds[0]], "random")
     inv = next(inv for inv in fm.meta.invariants if inv in first.violated)
-    shrunk = shrink(build, first.case(JOBS, WORKERS), inv)
+    shrunk = shrink(build, first.case(jobs, workers), inv)
     return f"{len(seeds)} per {SEEDS:,}", f"{shrunk.steps} steps ({inv})"
 
 

@@ -61,8 +61,12 @@ def _world_options(parser: argparse.ArgumentParser) -> None:
         help="baseline: GUARDED with this FM's lever off (default); guarded: all on",
     )
     parser.add_argument("--scheduler", choices=SCHEDULERS, default="random")
-    parser.add_argument("--jobs", type=_count, default=3, help="jobs per run (3)")
-    parser.add_argument("--workers", type=_count, default=2, help="workers per run (2)")
+    parser.add_argument(
+        "--jobs", type=_count, default=None, help="jobs per run (the FM's world: 3 for most)"
+    )
+    parser.add_argument(
+        "--workers", type=_count, default=None, help="workers per run (the FM's world: 2 for most)"
+    )
 
 
 def _parser() -> argparse.ArgumentParser:

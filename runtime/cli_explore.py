@@ -15,7 +15,15 @@ from runtime.shrink import Case, replay, shrink
 EXIT_OK, EXIT_VIOLATED = 0, 1
 
 
+def _world(fm, args: argparse.Namespace) -> None:
+    """Fill in the jobs and workers a person did not choose from the FM's own world."""
+    jobs, workers = fm.meta.world
+    args.jobs = jobs if args.jobs is None else args.jobs
+    args.workers = workers if args.workers is None else args.workers
+
+
 def explore_command(fm, args: argparse.Namespace) -> int:
+    _world(fm, args)
     seeds = range(args.seed_start, args.seed_start + args.seeds)
     if args.save_tape is not None and args.save_tape.exists():
         raise UsageError(f"{args.save_tape}: already exists; give a new file for the tape")
@@ -76,6 +84,7 @@ def replay_command(args: argparse.Namespace) -> int:
             raise UsageError(f"{args.tape}: unknown scheduler {scheduler!r}")
     else:
         fm = catalog.find(args.fm)
+        _world(fm, args)
         policy, scheduler, seed = args.policy, args.scheduler, args.seed
         case, stop_on = Case(args.jobs, args.workers, ()), None
     build = fm.build(policy)
@@ -96,6 +105,7 @@ def replay_command(args: argparse.Namespace) -> int:
 
 
 def determinism_command(fm, args: argparse.Namespace) -> int:
+    _world(fm, args)
     mismatches = determinism(
         fm.build(args.policy),
         range(args.seeds),

@@ -44,6 +44,28 @@ class SimClock:
         return f"SimClock(now={self._now:.3f})"
 
 
+class WallClock:
+    """One process's wall clock: the time authority's reading plus an offset that a step
+    (NTP correcting a drift, a VM restored from a snapshot, an operator) changes at once.
+
+    The simulator gives each worker one. Nothing in the runtime should read it for a
+    deadline: with lever `store_clock` (GUARDED) none does (FM_010).
+    """
+
+    def __init__(self, authority: Clock) -> None:
+        self.authority = authority
+        self.offset = 0.0
+
+    def now(self) -> float:
+        return self.authority.now() + self.offset
+
+    def step(self, seconds: float) -> None:
+        self.offset += seconds
+
+    def __repr__(self) -> str:
+        return f"WallClock(offset={self.offset:+.3f})"
+
+
 class SystemClock:
     """The real clock, for real workers. The only place the runtime reads the wall."""
 

@@ -45,6 +45,11 @@ class Conflict(LabError):
     and retried, reading afresh."""
 
 
+class Unavailable(LabError):
+    """Raised by runtime.queue when a dependency refuses a call (it is down, or overloaded;
+    runtime.dependency). Nothing was applied: the attempt fails and is retried."""
+
+
 class UnknownJob(UsageError):
     """Raised by runtime.queue for a job id that does not exist."""
 

@@ -20,7 +20,10 @@ The sites, and the failure modes that need them:
 - `db_error`: the worker's next transaction fails to begin, like "database is locked"
   (FM_007 and the real-process store);
 - `external_timeout`: an external call (runtime.effects) applies, but its answer never
-  comes back: the worker fails the attempt and a retry calls again (FM_002).
+  comes back: the worker fails the attempt and a retry calls again (FM_002);
+- `wall_clock_step`: one worker's own wall clock steps forward or back, while the store's
+  clock (the time authority) does not (FM_010). Opt-in: a world names it in its mix, so
+  the tapes of the worlds written before it stay as they were.
 """
 
 from collections import Counter
@@ -40,6 +43,9 @@ SITES: tuple[str, ...] = (
     "db_error",
     "external_timeout",
 )
+"""The sites of `ALL_FAULTS`."""
+OPT_IN_SITES: tuple[str, ...] = ("wall_clock_step",)
+"""Sites a world must name in its mix to get."""
 
 
 @dataclass(frozen=True)
@@ -123,9 +129,10 @@ class FaultMix:
     arrival, so the sites a worker reaches together are one decision on the tape."""
 
     def __post_init__(self) -> None:
-        unknown = [site for site in self.sites if site not in SITES]
+        known = (*SITES, *OPT_IN_SITES)
+        unknown = [site for site in self.sites if site not in known]
         if unknown:
-            raise ValueError(f"unknown fault sites {unknown}; sites are {', '.join(SITES)}")
+            raise ValueError(f"unknown fault sites {unknown}; sites are {', '.join(known)}")
         for name in ("activation", "firing"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} is a probability, got {getattr(self, name)}")

@@ -11,9 +11,10 @@ Checkers never read fault annotations (`fault.*` events): a failure must be dete
 what the runtime itself recorded, not from what the test harness knows it broke.
 """
 
+import bisect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from runtime import states
 from runtime.monitor import JobView, Monitor
@@ -467,6 +468,78 @@ def check_balances(m: Monitor, final: bool) -> list[Violation]:
     return violations
 
 
+# --- INV_009 -------------------------------------------------------------------------
+
+
+class Retry(NamedTuple):
+    at: float
+    seq: int
+    job: int
+    execution: int
+
+
+def fold_retry_load(m: Monitor, event: Event) -> None:
+    """Note each dependency's stated bound, and every retry offered to it, in time order
+    (a call is a retry when its attempt is not the job's first)."""
+    if event.type == "dependency.declared":
+        m.retry_bounds[event.detail["sink"]] = (
+            event.detail["retries_max"],
+            event.detail["window_s"],
+            event.seq,
+        )
+    elif event.type == "dependency.called" and event.detail["attempt"] > 1:
+        sink = event.detail["sink"]
+        bisect.insort(
+            m.retries[sink],
+            Retry(event.at, event.seq, event.job_id or 0, event.execution_id or 0),
+        )
+        m.retries_touched.add(sink)
+
+
+def densest(retries: list[Retry], window_s: float) -> list[Retry]:
+    """The most retries that fall within one window of `window_s` seconds (the earliest
+    such run, when several tie)."""
+    best: list[Retry] = []
+    start = 0
+    for end, retry in enumerate(retries):
+        while retry.at - retries[start].at >= window_s:
+            start += 1
+        if end + 1 - start > len(best):
+            best = retries[start : end + 1]
+    return best
+
+
+def check_retry_load(m: Monitor, final: bool) -> list[Violation]:
+    """INV_009: retries offered to a dependency stay within the bound it states.
+
+    First attempts are the work itself; retries are the load a client adds on top, and
+    the backoff decides whether they arrive together. Counted from our own log of the
+    calls, against the bound the dependency declared."""
+    sinks = sorted(m.retries if final else m.retries_touched)
+    m.retries_touched = set()
+    violations = []
+    for sink in sinks:
+        if sink not in m.retry_bounds:
+            continue
+        retries_max, window_s, declared = m.retry_bounds[sink]
+        burst = densest(m.retries[sink], window_s)
+        if len(burst) <= retries_max:
+            continue
+        violations.append(
+            Violation(
+                "INV_009",
+                f"{len(burst)} retries reached {sink} within {window_s:g} s (from "
+                f"{burst[0].at:.3f} to {burst[-1].at:.3f}); it states at most {retries_max}",
+                Evidence(
+                    tuple(sorted({r.job for r in burst})),
+                    tuple(sorted({r.execution for r in burst})),
+                    (declared, *sorted(r.seq for r in burst)),
+                ),
+            )
+        )
+    return violations
+
+
 # --- registry ------------------------------------------------------------------------
 
 Checker = Callable[[Monitor, bool], list[Violation]]
@@ -535,6 +608,13 @@ INVARIANTS: tuple[Invariant, ...] = (
         "safety",
         check_balances,
         fold_balances,
+    ),
+    Invariant(
+        "INV_009",
+        "Retries offered to a dependency stay within the bound it states for any window of time.",
+        "safety",
+        check_retry_load,
+        fold_retry_load,
     ),
 )
 BY_ID = {inv.id: inv for inv in INVARIANTS}

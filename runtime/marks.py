@@ -17,6 +17,7 @@ MARKS: dict[str, str] = {
     "cas.conflict": "a compare-and-set found the row changed since it was read and refused",
     "retry.scheduled": "a failed attempt was scheduled to run again after a backoff",
     "job.dead": "a job spent its attempt budget and went to the dead letters",
+    "dependency.refused": "a dependency refused a call: it was down, or overloaded",
     "store.unavailable": "a transaction could not begin or commit and was rolled back",
     "fault.crash": "the simulator killed a worker after a step",
     "fault.pause": "the simulator paused a worker past its lease (a zombie)",
@@ -24,6 +25,9 @@ MARKS: dict[str, str] = {
     "fault.duplicate_delivery": "the simulator delivered a client's submit twice",
     "fault.clock_jump": "the simulator stepped the clock forward or back",
     "fault.db_error": "the simulator failed a worker's next transaction",
+    "fault.wall_clock_step": "the simulator stepped one worker's wall clock forward or back",
+    "clock.overruled": "a lease deadline was set or checked on the store's clock while the"
+    " worker's own wall clock read otherwise",
     "fault.external_timeout": "the simulator lost the answer of an external call that applied",
 }
 

@@ -88,6 +88,12 @@ class Monitor:
         """Per account, its `account.credited` events."""
         self.accounts_touched = False
         """An account event was folded in since INV_008 last looked."""
+        self.retry_bounds: dict[str, tuple[int, float, int]] = {}
+        """Per dependency (its sink), the bound it declared: (retries, window_s, seq)."""
+        self.retries: dict[str, list[Any]] = defaultdict(list)
+        """Per dependency, the retries offered to it, in time order."""
+        self.retries_touched: set[str] = set()
+        """The dependencies offered a retry since INV_009 last looked."""
         self.found_in_log: dict[str, list[Any]] = defaultdict(list)
         """Per rule, what its fold found wrong with the log itself during this check."""
 

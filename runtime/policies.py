@@ -22,6 +22,9 @@ class Policies:
     """A lost lease is revoked and every write is checked against it: the reaper marks the
     old attempt ABORTED, and a worker's write goes through only while its fencing token is
     the job's newest and its lease has not expired (FM_003)."""
+    store_clock: bool = True
+    """Lease deadlines are set and checked on the store's clock, the one time authority,
+    never on the wall clock of the worker that writes (FM_010)."""
     reaper: bool = True
     """A reaper sweeps expired leases and hands their jobs back to the queue (FM_004)."""
     one_transaction: bool = True
@@ -30,6 +33,9 @@ class Policies:
     retry_budget: bool = True
     """A job is attempted at most `max_attempts` times between redrives, then DEAD with
     every error on record (FM_005)."""
+    backoff_jitter: bool = True
+    """A retry's delay is drawn at random up to the backoff's ceiling (full jitter), so the
+    jobs that failed together do not all retry together (FM_006)."""
     submit_idempotency: bool = True
     """A submit whose idempotency key was used before returns the first job instead of
     accepting a second one (FM_008)."""

@@ -15,14 +15,22 @@ and has not expired. A refused write changes nothing but a `lease.lost` event.
 import functools
 import json
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from runtime import accounts, effects, states
+from runtime import accounts, dependency, effects, states
 from runtime.clock import Clock
+from runtime.dependency import Remote
 from runtime.effects import Effect
-from runtime.errors import Conflict, IllegalTransition, LeaseLost, UnknownJob, UsageError
+from runtime.errors import (
+    Conflict,
+    IllegalTransition,
+    LeaseLost,
+    Unavailable,
+    UnknownJob,
+    UsageError,
+)
 from runtime.marks import Marks
 from runtime.policies import GUARDED, Policies
 from runtime.store import Store, Tx, dumps
@@ -88,24 +96,39 @@ def validated_payload(kind: str, payload: Any) -> str:
 
 
 def next_retry_at(now: float, attempt: int, rng: random.Random, policies: Policies) -> float:
-    """Capped exponential backoff with full jitter: uniform in [0, min(max, base * 2^(n-1))].
+    """Capped exponential backoff with full jitter: uniform in [0, min(max, base * 2^(n-1))];
+    without lever `backoff_jitter`, the ceiling itself (FM_006).
 
     Prior art: AWS Builders' Library, "Timeouts, retries, and backoff with jitter". Rounded
     to the millisecond so timelines print the same bytes on every platform.
     """
     doublings = min(attempt - 1, 1023)  # 2.0 ** 1024 overflows a float; the cap is long hit
     ceiling = min(policies.retry_delay_s_max, policies.retry_delay_s_base * 2.0**doublings)
+    if not policies.backoff_jitter:  # every job that failed together retries together
+        return round(now + ceiling, 3)
     return round(now + rng.uniform(0.0, ceiling), 3)
 
 
 class Queue:
     def __init__(
-        self, store: Store, clock: Clock, rng: random.Random, policies: Policies = GUARDED
+        self,
+        store: Store,
+        clock: Clock,
+        rng: random.Random,
+        policies: Policies = GUARDED,
+        remotes: Mapping[str, Remote] | None = None,
+        walls: Mapping[str, Clock] | None = None,
     ) -> None:
+        """`clock` is the store's: the time authority, which stamps every event.
+        `remotes`: the dependencies external calls land in, by sink (runtime.dependency);
+        a call to any other sink is always served. `walls`: each worker's own wall clock,
+        which only a queue without lever `store_clock` reads (FM_010)."""
         self.store = store
         self.clock = clock
         self.rng = rng
         self.policies = policies
+        self.remotes = dict(remotes or {})
+        self.walls = dict(walls or {})
         self.marks = Marks()
 
     # --- client -----------------------------------------------------------------------
@@ -177,7 +200,7 @@ class Queue:
             if row is None:
                 return None
             job_id, attempt, token = row["id"], row["attempts"] + 1, row["fencing_token"] + 1
-            expires_at = now + self.policies.lease_s
+            expires_at = self._deadline_clock(worker) + self.policies.lease_s
             _move_job(
                 tx,
                 job_id,
@@ -213,7 +236,7 @@ class Queue:
         """Extend a held lease by `lease_s` from now. Fenced."""
 
         def extend(tx: Tx, now: float) -> Lease:
-            expires_at = now + self.policies.lease_s
+            expires_at = self._deadline_clock(lease.worker) + self.policies.lease_s
             tx.execute(
                 "UPDATE executions SET lease_expires_at = ? WHERE id = ?",
                 (expires_at, lease.execution_id),
@@ -254,14 +277,31 @@ class Queue:
         lever `external_idempotency` no key travels, and every call applies.
 
         Not fenced: the other system does not know our leases. One transaction stands for
-        the other system's own record of the call.
+        the other system's own record of the call. A call to a declared dependency is
+        logged with its answer (`dependency.called`); a refused one applies nothing and
+        raises `Unavailable`.
         """
         now = self.clock.now()
+        remote = self.remotes.get(effect.sink)
+        refused = None if remote is None else remote.answer(now)
         with self.store.transaction() as tx:
-            if self.policies.external_idempotency:
+            if remote is not None:
+                tx.event(
+                    now,
+                    dependency.CALLED,
+                    **_at(lease),
+                    sink=effect.sink,
+                    key=effect.key,
+                    attempt=lease.attempt,
+                    answer=refused or "served",
+                )
+            if refused is None and self.policies.external_idempotency:
                 self._apply_once(tx, now, lease, effect, scope=None)
-            else:
+            elif refused is None:
                 self._apply(tx, now, lease, effect)
+        if refused is not None:
+            self.marks.hit("dependency.refused")
+            raise Unavailable(refused)
 
     def commit(self, lease: Lease, effect: Effect | None) -> None:
         """Record that the attempt's work is done (`effect` None: it made none). Fenced.
@@ -601,6 +641,19 @@ class Queue:
 
     # --- fencing ----------------------------------------------------------------------
 
+    def _deadline_clock(self, worker: str) -> float:
+        """The time a lease deadline is set from and checked against: the store's, unless
+        lever `store_clock` is off; then the wall clock of the worker that asks, stepped
+        or not (FM_010)."""
+        now = self.clock.now()
+        wall = self.walls.get(worker)
+        if wall is None or wall.now() == now:
+            return now
+        if not self.policies.store_clock:
+            return wall.now()
+        self.marks.hit("clock.overruled")
+        return now
+
     def _fenced(self, lease: Lease, action: str, write: Callable[[Tx, float], T]) -> T:
         """Run `write` only while `lease` is still held; otherwise log the refusal and raise.
 
@@ -609,7 +662,11 @@ class Queue:
         """
         now = self.clock.now()
         with self.store.transaction() as tx:
-            lost = _lost_reason(tx, lease, now) if self.policies.fencing else None
+            lost = (
+                _lost_reason(tx, lease, self._deadline_clock(lease.worker))
+                if self.policies.fencing
+                else None
+            )
             if lost is None:
                 return write(tx, now)
             tx.event(

@@ -24,9 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runtime import accounts
+from runtime import accounts, dependency
 from runtime.choices import Choice, Choices, decisions
-from runtime.clock import SimClock
+from runtime.clock import SimClock, WallClock
+from runtime.dependency import Dependency, Remote
 from runtime.errors import StepBudgetExceeded
 from runtime.faults import (
     CRASH_STEPS,
@@ -63,7 +64,7 @@ _SITES_AFTER = {
     for step in CRASH_STEPS
 }
 """The fault sites a worker arrives at after each step (besides those of every step)."""
-_SITES_ANY = ("clock_jump", "db_error")
+_SITES_ANY = ("clock_jump", "db_error", "wall_clock_step")
 STEPS_PER_JOB = 100
 """A run may take this many steps per job: the first half with faults firing (the safety
 phase), the rest to go quiet once they heal. The lab's worlds take under 15 a job; a run
@@ -98,6 +99,11 @@ class Scenario:
     """Explored faults: sites switched on and fired by the tape."""
     accounts: tuple[tuple[str, int], ...] = ()
     """Accounts (runtime.accounts) opened with these balances before any job is submitted."""
+    dependencies: tuple[Dependency, ...] = ()
+    """Systems the jobs' external effects land in, which can be down or overloaded
+    (runtime.dependency); declared before any job is submitted."""
+    step_ms_max: int = STEP_MS_MAX
+    """How long an explored step may take: a world of many fast workers takes less."""
 
 
 @dataclass
@@ -172,7 +178,12 @@ class Simulation:
             store.wipe(_watched_image())
         self.store = store
         self.store.before_transaction = self._before_transaction
-        self.queue = Queue(self.store, self.clock, self.choices, scenario.policies)
+        remotes = {d.sink: Remote(d) for d in scenario.dependencies}
+        self.walls = {name: WallClock(self.clock) for name in scenario.workers}
+        """Each worker's own wall clock: the store's clock until a step moves it."""
+        self.queue = Queue(
+            self.store, self.clock, self.choices, scenario.policies, remotes, self.walls
+        )
         self.marks = self.queue.marks
         self.workers = {
             name: Worker(name, self.queue, scenario.handlers) for name in scenario.workers
@@ -203,6 +214,8 @@ class Simulation:
         self._change_points: list[int] = []
         if scheduler == "pct":
             self._draw_priorities()
+        for declared in scenario.dependencies:
+            dependency.declare(self.store, self.clock.now(), declared)
         for name, balance in scenario.accounts:
             accounts.open_account(self.store, self.clock.now(), name, balance)
         for job in scenario.jobs:
@@ -232,6 +245,13 @@ class Simulation:
 
     def advance(self, seconds: float) -> None:
         self.clock.advance(seconds)
+
+    def step_wall_clock(self, worker: str, seconds: float) -> None:
+        """Step `worker`'s own wall clock by `seconds` (back, when negative); the store's
+        clock, which stamps the log, goes on as it was."""
+        self.walls[worker].step(seconds)
+        self.marks.hit("fault.wall_clock_step")
+        self.queue.note("fault.wall_clock_step", worker=worker, seconds=seconds)
 
     @property
     def violations(self) -> list[Violation]:
@@ -294,7 +314,7 @@ class Simulation:
                 self._after_step(REAPER, "swept")
             else:
                 self._step(actor)
-            self.clock.advance(self.choices.below(STEP_MS_MAX + 1, "step ms") / 1000)
+            self.clock.advance(self.choices.below(self.scenario.step_ms_max + 1, "step ms") / 1000)
 
     def _actors(self) -> list[str]:
         now = self.clock.now()
@@ -345,10 +365,13 @@ class Simulation:
         return True
 
     def _heal(self) -> None:
-        """The liveness phase: no more faults, and every paused worker wakes up now."""
+        """The liveness phase: no more faults, every paused worker wakes up now, and every
+        wall clock is right again."""
         self._healed = True
         self._paused_until.clear()
         self._db_error_armed.clear()
+        for wall in self.walls.values():  # NTP has caught up: every wall reads the store's time
+            wall.offset = 0.0
 
     # --- internals: one step ---------------------------------------------------------
 
@@ -416,6 +439,9 @@ class Simulation:
             self.clock.set(self.clock.now() + seconds)
             self.marks.hit("fault.clock_jump")
             self.queue.note("fault.clock_jump", worker=worker, seconds=seconds)
+        elif fault == "wall_clock_step":
+            jump = CLOCK_JUMPS[self.choices.below(len(CLOCK_JUMPS), "wall clock step")]
+            self.step_wall_clock(worker, jump * self.scenario.policies.lease_s)
         elif fault == "db_error":
             self._db_error_armed.add(worker)
             self.marks.hit("fault.db_error")

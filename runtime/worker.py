@@ -34,7 +34,13 @@ finds the balance changed since the read fails the attempt (`Conflict`) and it i
 from collections.abc import Callable, Iterator, Mapping
 
 from runtime.effects import Effect
-from runtime.errors import Conflict, IllegalTransition, LeaseLost, StoreUnavailable
+from runtime.errors import (
+    Conflict,
+    IllegalTransition,
+    LeaseLost,
+    StoreUnavailable,
+    Unavailable,
+)
 from runtime.queue import Job, Lease, Queue
 
 STEPS = ("leased", "started", "effect_applied", "committed", "acked")
@@ -96,6 +102,11 @@ class Worker:
                 yield "effect_applied"
             except TimeoutError as error:  # the call applied, but its answer never came
                 self.queue.fail(lease, f"TimeoutError: {error}")
+                yield "failed"
+                return
+            except Unavailable as error:  # the dependency refused: nothing was applied
+                self.in_external_call = False  # answered: nothing left to time out
+                self.queue.fail(lease, f"Unavailable: {error}")
                 yield "failed"
                 return
             finally:

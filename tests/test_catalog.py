@@ -135,7 +135,8 @@ def test_a_new_scaffold_cannot_pass_empty(tmp_path):
 @pytest.mark.parametrize("fm", FAILURE_MODES, ids=IDS)
 def test_exploring_the_baseline_finds_the_break_within_the_stated_seeds(fm):
     """META.found_within is a claim; here it is measured."""
-    summary = explore(fm.build("baseline"), range(fm.meta.found_within), jobs=3, workers=2)
+    jobs, workers = fm.meta.world
+    summary = explore(fm.build("baseline"), range(fm.meta.found_within), jobs=jobs, workers=workers)
     assert set(fm.meta.invariants) & set(summary.failing), summary.failing
 
 
@@ -143,6 +144,7 @@ def test_exploring_the_baseline_finds_the_break_within_the_stated_seeds(fm):
 def test_exploring_guarded_holds_for_500_more_seeds_and_puts_the_guard_to_work(fm):
     """Every prevent test explores at least seeds 0-499; this gate holds each failure mode, present
     and future, to the next 500, so the two together are 1,000 seeds, none explored twice."""
-    summary = explore(fm.build("guarded"), range(500, 1000), jobs=3, workers=2)
+    jobs, workers = fm.meta.world
+    summary = explore(fm.build("guarded"), range(500, 1000), jobs=jobs, workers=workers)
     assert summary.failing == {}, summary.failing
     assert not [mark for mark in fm.meta.marks if not summary.marks[mark]], summary.marks

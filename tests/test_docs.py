@@ -22,6 +22,9 @@ import pytest
 
 from failure_modes import catalog
 from failure_modes.FM_001_duplicate_retry import scenario as fm001
+from failure_modes.FM_006_retry_storm import scenario as fm006
+from failure_modes.FM_010_clock_jump import scenario as fm010
+from failure_modes.FM_011_lost_update import scenario as fm011
 from runtime import cli, invariants, states
 from runtime.clock import SimClock
 from runtime.effects import Effect
@@ -226,6 +229,9 @@ def tour() -> tuple[Event, ...]:
         *store.events(),
         *simulated.events,
         *fm001.run(GUARDED.without("commit_boundary")).events,
+        *fm011.run(GUARDED).events,  # an account opened, credits read and written back
+        *fm006.run(GUARDED).events,  # a dependency declared, calls refused and served
+        *fm010.run(GUARDED).events,  # a worker's wall clock stepped
     )
 
 

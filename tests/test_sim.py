@@ -13,7 +13,7 @@ import pytest
 from failure_modes.FM_001_duplicate_retry import scenario as fm001
 from runtime import invariants, states
 from runtime.effects import Effect
-from runtime.faults import ALL_FAULTS, SITES, FaultMix
+from runtime.faults import ALL_FAULTS, OPT_IN_SITES, SITES, FaultMix
 from runtime.marks import MARKS
 from runtime.policies import GUARDED
 from runtime.queue import Job
@@ -118,7 +118,10 @@ def test_the_scheduler_reads_from_the_mirror_what_the_queue_would_answer(policie
 def test_under_guarded_every_fault_fires_and_every_run_holds():
     """With attempts to spare: a charge made by a job's last attempt and never confirmed is
     the residual risk shown below, not something a guard here prevents."""
-    world = shop(dataclasses.replace(GUARDED, attempts_max=12), jobs=5)
+    world = dataclasses.replace(
+        shop(dataclasses.replace(GUARDED, attempts_max=12), jobs=5),
+        mix=FaultMix(sites=(*SITES, *OPT_IN_SITES)),  # every site, the opt-in ones too
+    )
     marks: dict[str, int] = {}
     for seed in range(300):
         result = Simulation(seed, world).run()

@@ -53,13 +53,19 @@ def scenario(
     )
 
 
+def one_order(policies: Policies = GUARDED) -> Simulation:
+    """Order 1001 and workers w1 and w2 at 0.000, for a schedule driven step by step: the
+    start of this failure mode's scripted schedule, and of the others set in its world."""
+    return Simulation(
+        0, Scenario(jobs=(order(1001),), handlers=HANDLERS, workers=WORKERS, policies=policies)
+    )
+
+
 def run(policies: Policies = GUARDED, seed: int | None = None) -> RunResult:
     """The scripted schedule, or with a seed one explored run of `scenario(policies)`."""
     if seed is not None:
         return Simulation(seed, scenario(policies)).run()
-    sim = Simulation(
-        0, Scenario(jobs=(order(1001),), handlers=HANDLERS, workers=WORKERS, policies=policies)
-    )
+    sim = one_order(policies)
     sim.step("w1", until="effect_applied")  # the points are computed (and, unguarded, written)
     sim.crash("w1")  # ...and w1 dies before it commits
     sim.advance(policies.lease_s)  # nobody hears from w1 again: its lease runs out
