@@ -1,11 +1,12 @@
 """`fmlab`: run the failure modes, and look at a lab database.
 
 Exit codes: 0 all invariants hold, 1 an invariant is violated, 2 the input was wrong (one
-line on stderr, nothing on disk changed).
+line on stderr, nothing on disk changed), 141 the reader of the output went away.
 """
 
 import argparse
 import json
+import os
 import random
 import sqlite3
 import sys
@@ -22,6 +23,8 @@ from runtime.sim import SCHEDULERS
 from runtime.store import Store
 
 EXIT_OK, EXIT_VIOLATED, EXIT_USAGE = 0, 1, 2
+EXIT_BROKEN_PIPE = 141
+"""128 + SIGPIPE, what a shell reports for a command whose reader went away."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -152,6 +155,11 @@ def main(argv: list[str] | None = None) -> int:
     except sqlite3.DatabaseError as error:
         print(f"fmlab: error: database unreadable: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:
+        # The reader stopped reading (`fmlab explore ... | head`): stop quietly, as a
+        # command killed by SIGPIPE would, and keep the interpreter's last flush silent.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -165,7 +173,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return EXIT_OK
     if args.command == "show":
         fm = catalog.find(args.fm)
-        print((fm.folder / "spec.md").read_text(), end="")
+        spec = fm.folder / "spec.md"
+        if not spec.is_file():
+            raise UsageError(f"{fm.meta.id} has no spec.md yet")
+        print(spec.read_text(), end="")
         return EXIT_OK
     if args.command == "run":
         fm = catalog.find(args.fm)

@@ -67,7 +67,7 @@ def describe(choice: Choice) -> str:
         names = options.split(" | ")
         return f"{question}: {names[min(choice.value, len(names) - 1)]}"
     if choice.label.startswith("switch on "):
-        return f"{choice.label}: yes"
+        return f"{choice.label}: {'yes' if choice.value else 'no'}"
     return f"{choice.label}: {choice.value}"
 
 

@@ -2,8 +2,10 @@
 commands over a database file. Exit 0 = every invariant holds, 1 = one is violated."""
 
 import json
+import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -30,6 +32,38 @@ def test_show_prints_the_spec(capsys, name):
     code, out, _ = fmlab(capsys, "show", name)
     assert code == 0
     assert out.startswith("# FM_001: Duplicate effect on retry")
+
+
+def test_show_of_a_bundle_without_its_spec_is_one_line_and_exit_2(capsys, monkeypatch, tmp_path):
+    """A bundle still being written (no spec.md yet) is a usage error, not a traceback."""
+    from failure_modes import catalog
+
+    real = catalog.find("FM_001")
+    monkeypatch.setattr(catalog, "find", lambda name: replace(real, folder=tmp_path))
+
+    code, out, err = fmlab(capsys, "show", "FM_001")
+
+    assert (code, out) == (2, "")
+    assert err == "fmlab: error: FM_001 has no spec.md yet\n"
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly():
+    """`fmlab explore ... | head`: the reader goes away after two lines. The command stops
+    as one killed by SIGPIPE would (141), with nothing on stderr."""
+    explore = subprocess.Popen(
+        [str(FMLAB), "explore", "FM_001", "--seeds", "300"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},  # each line leaves as it is printed
+    )
+    assert explore.stdout is not None and explore.stderr is not None
+    explore.stdout.readline()
+    explore.stdout.close()
+    err = explore.stderr.read()
+    explore.stderr.close()
+
+    assert explore.wait() == 141
+    assert err == b""
 
 
 def test_run_baseline_shows_the_break_and_exits_1(capsys):
