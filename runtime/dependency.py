@@ -14,6 +14,7 @@ so far. The queue logs every call it makes to a declared dependency (`dependency
 with the answer and the attempt, so the load offered is read from our own log.
 """
 
+import random
 from collections import deque
 from dataclasses import dataclass
 
@@ -34,12 +35,17 @@ class Dependency:
     window_s: float
     retries_max: int
     """The bound it states: at most this many retries offered in any `window_s` (INV_009)."""
+    fail_rate: float = 0.0
+    """The share of calls it fails while up, drawn from the run's seeded Random: a flaky
+    target, not an outage."""
 
     def __post_init__(self) -> None:
         if not self.down[0] <= self.down[1]:
             raise ValueError(f"an outage must end after it starts, got {self.down}")
         if self.capacity < 1 or self.retries_max < 1 or self.window_s <= 0:
             raise ValueError("capacity, retries_max and window_s must be positive")
+        if not 0.0 <= self.fail_rate <= 1.0:
+            raise ValueError(f"fail_rate is a probability, got {self.fail_rate}")
 
 
 def declare(store: Store, at: float, dependency: Dependency) -> None:
@@ -61,8 +67,12 @@ class Remote:
     """The dependency during one run: it serves a call unless it is down or has served
     `capacity` calls in the last `window_s`."""
 
-    def __init__(self, dependency: Dependency) -> None:
+    def __init__(self, dependency: Dependency, rng: random.Random | None = None) -> None:
+        """`rng` draws which calls a flaky dependency fails; it is needed only then."""
+        if dependency.fail_rate and rng is None:
+            raise ValueError(f"{dependency.sink} fails calls at random: give it a seeded Random")
         self.dependency = dependency
+        self.rng = rng
         self._served: deque[float] = deque()
 
     def answer(self, now: float) -> str | None:
@@ -79,5 +89,11 @@ class Remote:
                 f"{dependency.sink} is overloaded: {dependency.capacity} calls served in the"
                 f" last {dependency.window_s:g} s"
             )
+        if (
+            dependency.fail_rate
+            and self.rng is not None
+            and self.rng.random() < dependency.fail_rate
+        ):
+            return f"{dependency.sink} failed the call"
         served.append(now)
         return None

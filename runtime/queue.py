@@ -148,6 +148,28 @@ class Queue:
 
         Atomic: the job row and its `job.submitted` event commit together.
         """
+        with self.store.transaction() as tx:
+            return self.enqueue(
+                tx,
+                kind,
+                payload,
+                idempotency_key=idempotency_key,
+                max_attempts=max_attempts,
+                delay_s=delay_s,
+            )
+
+    def enqueue(
+        self,
+        tx: Tx,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        idempotency_key: str | None = None,
+        max_attempts: int | None = None,
+        delay_s: float = 0.0,
+    ) -> int:
+        """`submit`, inside the caller's transaction: the job is accepted if and only if
+        what the caller writes with it commits (a transactional outbox; runtime.intents)."""
         payload_json = validated_payload(kind, payload)
         max_attempts = self.policies.attempts_max if max_attempts is None else max_attempts
         if max_attempts < 1:
@@ -156,30 +178,29 @@ class Queue:
             raise UsageError(f"delay_s must not be negative, got {delay_s}")
         now = self.clock.now()
         deduplicated = idempotency_key if self.policies.submit_idempotency else None
-        with self.store.transaction() as tx:
-            if deduplicated is not None:
-                row = tx.one("SELECT id FROM jobs WHERE idempotency_key = ?", (idempotency_key,))
-                if row is not None:
-                    tx.event(now, "job.submit_absorbed", job=row["id"], key=idempotency_key)
-                    self.marks.hit("submit.absorbed")
-                    return row["id"]
-            states.require_job_transition(None, states.PENDING)
-            cursor = tx.execute(
-                "INSERT INTO jobs (kind, payload, idempotency_key, state, max_attempts, run_at,"
-                " created_at, updated_at) VALUES (?, ?, ?, 'PENDING', ?, ?, ?, ?)",
-                (kind, payload_json, deduplicated, max_attempts, now + delay_s, now, now),
-            )
-            job_id = cursor.lastrowid
-            assert job_id is not None
-            tx.event(
-                now,
-                "job.submitted",
-                job=job_id,
-                job_state=[None, states.PENDING],
-                kind=kind,
-                key=idempotency_key,
-                run_at=now + delay_s,
-            )
+        if deduplicated is not None:
+            row = tx.one("SELECT id FROM jobs WHERE idempotency_key = ?", (idempotency_key,))
+            if row is not None:
+                tx.event(now, "job.submit_absorbed", job=row["id"], key=idempotency_key)
+                self.marks.hit("submit.absorbed")
+                return row["id"]
+        states.require_job_transition(None, states.PENDING)
+        cursor = tx.execute(
+            "INSERT INTO jobs (kind, payload, idempotency_key, state, max_attempts, run_at,"
+            " created_at, updated_at) VALUES (?, ?, ?, 'PENDING', ?, ?, ?, ?)",
+            (kind, payload_json, deduplicated, max_attempts, now + delay_s, now, now),
+        )
+        job_id = cursor.lastrowid
+        assert job_id is not None
+        tx.event(
+            now,
+            "job.submitted",
+            job=job_id,
+            job_state=[None, states.PENDING],
+            kind=kind,
+            key=idempotency_key,
+            run_at=now + delay_s,
+        )
         return job_id
 
     # --- worker -----------------------------------------------------------------------

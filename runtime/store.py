@@ -91,6 +91,18 @@ MIGRATIONS: dict[int, str] = {
         opened_balance INTEGER NOT NULL
     );
     """,
+    3: """
+    CREATE TABLE intents (
+        id          INTEGER PRIMARY KEY,
+        type        TEXT    NOT NULL CHECK (length(trim(type)) > 0),
+        payload     TEXT    NOT NULL CHECK (json_valid(payload)),
+        recorded_at REAL    NOT NULL
+    );
+    CREATE TRIGGER intents_are_append_only_update BEFORE UPDATE ON intents
+    BEGIN SELECT RAISE(ABORT, 'intents are append-only: UPDATE refused'); END;
+    CREATE TRIGGER intents_are_append_only_delete BEFORE DELETE ON intents
+    BEGIN SELECT RAISE(ABORT, 'intents are append-only: DELETE refused'); END;
+    """,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 _PRISTINE: bytes | None = None

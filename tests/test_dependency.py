@@ -58,6 +58,20 @@ def test_the_remote_serves_its_capacity_in_any_window_and_refuses_the_rest():
     assert remote.answer(1.059) == "mail is overloaded: 2 calls served in the last 0.05 s"
 
 
+def test_a_flaky_remote_fails_its_share_of_calls_as_its_seeded_random_decides():
+    flaky = Dependency("sync", (0.0, 0.0), 1_000, 1.0, 1_000, fail_rate=0.6)
+
+    def answers(seed: int) -> list[str | None]:
+        remote = Remote(flaky, random.Random(seed))
+        return [remote.answer(float(n)) for n in range(1_000)]
+
+    failed = sum(answer == "sync failed the call" for answer in answers(1))
+    assert 550 <= failed <= 650  # 60% of 1,000 calls, give or take
+    assert answers(1) == answers(1)  # the same seed, the same calls fail
+    with pytest.raises(ValueError, match="seeded Random"):
+        Remote(flaky)
+
+
 @pytest.mark.parametrize(
     "fields",
     [
@@ -65,6 +79,7 @@ def test_the_remote_serves_its_capacity_in_any_window_and_refuses_the_rest():
         {"capacity": 0},
         {"retries_max": 0},
         {"window_s": 0.0},
+        {"fail_rate": 1.5},
     ],
 )
 def test_a_dependency_that_makes_no_sense_is_refused_at_once(fields):
