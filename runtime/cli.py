@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from runtime import cli_explore as explorer
+from runtime import cli_intents as intent_commands
 from runtime import invariants, timeline
 from runtime.clock import SystemClock
 from runtime.errors import UsageError
@@ -142,6 +143,7 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument("payload", help="the job's payload, a JSON object")
     submit.add_argument("--db", type=Path, default=Path("lab.db"))
     submit.add_argument("--key", default=None, help="idempotency key")
+    intent_commands.add_commands(commands, _count, _seed)
     return parser
 
 
@@ -206,6 +208,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             return EXIT_VIOLATED if found else EXIT_OK
         finally:
             store.close()
+    if args.command in intent_commands.COMMANDS:
+        return intent_commands.run(args)
     if args.command == "submit":
         try:
             payload = json.loads(args.payload)

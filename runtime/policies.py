@@ -53,6 +53,10 @@ class Policies:
     attempts_max: int = 3
     retry_delay_s_base: float = 1.0
     retry_delay_s_max: float = 60.0
+    retry_schedule_s: tuple[float, ...] = ()
+    """A stated backoff instead of the doubling one: the ceiling after the first failed
+    attempt, the second, ..., the last one repeating (the intent log's 10 s, 30 s, 2 min,
+    10 min). Empty: `retry_delay_s_base` doubling up to `retry_delay_s_max`."""
 
     def __post_init__(self) -> None:
         if self.lease_s <= 0:
@@ -61,6 +65,10 @@ class Policies:
             raise ValueError(f"attempts_max must be at least 1, got {self.attempts_max}")
         if not 0 <= self.retry_delay_s_base <= self.retry_delay_s_max:
             raise ValueError("need 0 <= retry_delay_s_base <= retry_delay_s_max")
+        if any(not 0 <= delay < float("inf") for delay in self.retry_schedule_s):
+            raise ValueError(
+                f"retry_schedule_s needs delays of 0 s or more, got {self.retry_schedule_s}"
+            )
 
     def without(self, lever: str) -> "Policies":
         """These policies with one lever turned off: an FM's baseline."""

@@ -96,14 +96,19 @@ def validated_payload(kind: str, payload: Any) -> str:
 
 
 def next_retry_at(now: float, attempt: int, rng: random.Random, policies: Policies) -> float:
-    """Capped exponential backoff with full jitter: uniform in [0, min(max, base * 2^(n-1))];
-    without lever `backoff_jitter`, the ceiling itself (FM_006).
+    """Capped exponential backoff with full jitter: uniform in [0, min(max, base * 2^(n-1))],
+    or in [0, the n-th delay of `retry_schedule_s`] when one is stated; without lever
+    `backoff_jitter`, the ceiling itself (FM_006).
 
     Prior art: AWS Builders' Library, "Timeouts, retries, and backoff with jitter". Rounded
     to the millisecond so timelines print the same bytes on every platform.
     """
-    doublings = min(attempt - 1, 1023)  # 2.0 ** 1024 overflows a float; the cap is long hit
-    ceiling = min(policies.retry_delay_s_max, policies.retry_delay_s_base * 2.0**doublings)
+    schedule = policies.retry_schedule_s
+    if schedule:  # a stated schedule: the n-th ceiling, the last one repeating
+        ceiling = schedule[min(attempt, len(schedule)) - 1]
+    else:
+        doublings = min(attempt - 1, 1023)  # 2.0 ** 1024 overflows a float; the cap is long hit
+        ceiling = min(policies.retry_delay_s_max, policies.retry_delay_s_base * 2.0**doublings)
     if not policies.backoff_jitter:  # every job that failed together retries together
         return round(now + ceiling, 3)
     return round(now + rng.uniform(0.0, ceiling), 3)

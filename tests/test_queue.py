@@ -432,6 +432,23 @@ def test_the_backoff_ceiling_doubles_then_caps():
     assert next_retry_at(100.0, 5, BottomOfRange(), policies) == 100.0  # full jitter: from 0
 
 
+def test_a_stated_schedule_gives_each_attempt_its_ceiling_and_repeats_the_last():
+    policies = Policies(retry_schedule_s=(10.0, 30.0, 120.0, 600.0))
+
+    ceilings = [next_retry_at(100.0, n, TopOfRange(), policies) - 100.0 for n in range(1, 7)]
+
+    assert ceilings == [10.0, 30.0, 120.0, 600.0, 600.0, 600.0]
+    assert next_retry_at(100.0, 3, BottomOfRange(), policies) == 100.0  # full jitter: from 0
+    exact = policies.without("backoff_jitter")
+    assert next_retry_at(100.0, 2, random.Random(0), exact) == 130.0  # no jitter: as stated
+
+
+@pytest.mark.parametrize("schedule", [(-1.0,), (10.0, float("inf")), (float("nan"),)])
+def test_a_schedule_with_a_delay_that_makes_no_sense_is_refused(schedule):
+    with pytest.raises(ValueError, match="retry_schedule_s"):
+        Policies(retry_schedule_s=schedule)
+
+
 @pytest.mark.parametrize("attempt", [1, 2, 5, 30, 1100, 5000])
 def test_the_backoff_stays_in_range_for_any_attempt(attempt):
     """Full jitter lands anywhere in [now, now + min(max, base * 2^(n-1))], rounded to the

@@ -43,12 +43,17 @@ class IntentStatus:
 
 
 def statuses(store: Store, *, newest: int | None = None) -> list[IntentStatus]:
-    """Every intent's status, oldest first; or the `newest` n, newest first."""
+    """Every intent's status, oldest first; or the `newest` n, newest first. A database
+    from before the intent log (schema 2 or older, opened read-only) has none."""
+    if store.schema_version() < 3:
+        return []
     order = "ORDER BY i.id" if newest is None else f"ORDER BY i.id DESC LIMIT {int(newest)}"
     return [_status(row) for row in store.all(f"{_STATUS} {order}")]
 
 
 def status_of(store: Store, intent_id: int) -> IntentStatus | None:
+    if store.schema_version() < 3:
+        return None
     row = store.one(f"{_STATUS} WHERE i.id = ?", (intent_id,))
     return None if row is None else _status(row)
 

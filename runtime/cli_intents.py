@@ -1,0 +1,201 @@
+"""`fmlab record | status | recent | health | annotate | redrive | work`: the intent log's
+commands over a lab database.
+
+Read-only unless the command says it writes (record, annotate, redrive, work). Tables for
+people, `--format json` for scripts; nothing but the answer on stdout. `--clock sim` runs
+a command on the database's own simulated time (runtime.intents.system.database_time),
+so a scripted session prints the same bytes twice.
+"""
+
+import argparse
+import json
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from runtime.clock import Clock, SimClock, SystemClock
+from runtime.errors import UsageError
+from runtime.intents import lifecycle, system
+from runtime.intents.log import SYNC, annotate, get, record
+from runtime.observe.health import health
+from runtime.queue import validated_payload
+from runtime.store import Store
+
+WRITES = ("record", "annotate", "redrive", "work")
+COMMANDS = ("record", "status", "recent", "health", "annotate", "redrive", "work")
+
+
+def add_commands(commands: Any, count: Any, whole: Any) -> None:
+    """Add the intent log's subcommands to the `fmlab` parser."""
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        parser = commands.add_parser(name, help=help)
+        parser.add_argument("--db", type=Path, default=Path("lab.db"))
+        parser.add_argument(
+            "--clock",
+            choices=("wall", "sim"),
+            default="wall",
+            help="wall: the real time; sim: the database's simulated time (scripted sessions)",
+        )
+        return parser
+
+    rec = command("record", "record an intent and enqueue its projection and sync (writes)")
+    rec.add_argument("type")
+    rec.add_argument("payload", help="the intent's payload, a JSON object")
+    for name, help in (("status", "every intent and where its sync stands"),
+                       ("recent", "the newest intents, newest first")):  # fmt: skip
+        parser = command(name, help)
+        parser.add_argument("--format", choices=("text", "json"), default="text")
+        if name == "recent":
+            parser.add_argument("n", nargs="?", type=count, default=10)
+    parser = command("health", "counts, dead letters, backlog, oldest failure")
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+    note = command("annotate", "append a note on an intent (or, with --event, an event)")
+    note.add_argument("id", type=whole)
+    note.add_argument("note")
+    note.add_argument("--event", action="store_true", help="the id is an event's seq")
+    note.add_argument("--author", default="operator")
+    again = command("redrive", "give a dead intent's sync a fresh budget (writes)")
+    again.add_argument("id", type=whole)
+    again.add_argument("--reason", default="redriven by an operator")
+    again.add_argument("--by", default="operator")
+    work = command("work", "run workers until nothing is left to do (writes)")
+    work.add_argument("--workers", type=count, default=2)
+    work.add_argument("--sync-fail-rate", type=_probability, default=0.0)
+    work.add_argument("--seed", type=whole, default=0)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.command == "record":  # bad input is refused before the file is touched
+        args.payload = _payload(args.type, args.payload)
+    store = Store.open(args.db, read_only=args.command not in WRITES)
+    try:
+        clock: Clock = (
+            SimClock(start=system.database_time(store)) if args.clock == "sim" else SystemClock()
+        )
+        return _COMMANDS[args.command](store, clock, args)
+    finally:
+        store.close()
+
+
+def _payload(type: str, text: str) -> dict[str, Any]:
+    try:
+        payload = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise UsageError(f"payload is not JSON: {error}") from None
+    validated_payload(type, payload)
+    return payload
+
+
+def _record(store: Store, clock: Clock, args: argparse.Namespace) -> int:
+    print(record(system.queue(store, clock), args.type, args.payload))
+    return 0
+
+
+def _status(store: Store, clock: Clock, args: argparse.Namespace) -> int:
+    newest = args.n if args.command == "recent" else None
+    rows = lifecycle.statuses(store, newest=newest)
+    if args.format == "json":
+        print(json.dumps([asdict(row) for row in rows], indent=2))
+        return 0
+    header = ("intent", "type", "sync", "retries", "projected", "last error")
+    body = [
+        (r.id, r.type, r.sync, r.retry_count, "yes" if r.projected else "no", r.last_error or "-")
+        for r in rows
+    ]
+    print(table(header, body), end="")
+    return 0
+
+
+def _health(store: Store, clock: Clock, args: argparse.Namespace) -> int:
+    report = health(store, clock.now())
+    if args.format == "json":
+        print(json.dumps(asdict(report), indent=2))
+        return 0
+    age = report.oldest_failure_age_s
+    oldest = (
+        "none"
+        if report.oldest_failure_intent is None
+        else f"intent {report.oldest_failure_intent}, failing for {age:.3f} s"
+    )
+    most = (
+        "none"
+        if report.most_retried_intent is None
+        else f"intent {report.most_retried_intent}, {report.most_retries} retries"
+    )
+    backlog = ", ".join(f"{k} {n}" for k, n in report.backlog.items()) or "none"
+    lines = [
+        ("intents", str(report.intents)),
+        *((f"  {state.lower()}", str(n)) for state, n in report.by_sync.items()),
+        ("dead letters", str(report.dead_letters)),
+        ("backlog", backlog),
+        ("oldest unresolved failure", oldest),
+        ("most retried", most),
+    ]
+    print(table(("health", ""), lines), end="")
+    return 0
+
+
+def _annotate(store: Store, clock: Clock, args: argparse.Namespace) -> int:
+    on = "event" if args.event else "intent"
+    print(annotate(system.queue(store, clock), on, args.id, args.note, author=args.author))
+    return 0
+
+
+def _redrive(store: Store, clock: Clock, args: argparse.Namespace) -> int:
+    get(store, args.id)  # an unknown intent is a usage error
+    job = store.one("SELECT id, state FROM jobs WHERE idempotency_key = ?", (f"{SYNC}-{args.id}",))
+    if job is None or job["state"] != "DEAD":
+        state = "missing" if job is None else job["state"]
+        raise UsageError(f"intent {args.id}'s sync is not DEAD ({state}): nothing to redrive")
+    system.queue(store, clock).redrive(job["id"], reason=args.reason, by=args.by)
+    print(args.id)
+    return 0
+
+
+def _work(store: Store, clock: Clock, args: argparse.Namespace) -> int:
+    queue = system.queue(store, clock, fail_rate=args.sync_fail_rate, seed=args.seed)
+    attempts = system.work(queue, args.workers)
+    print(f"{attempts} attempt{'s' * (attempts != 1)} run; quiet at {clock.now():.3f}")
+    return 0
+
+
+_COMMANDS = {
+    "record": _record,
+    "status": _status,
+    "recent": _status,
+    "health": _health,
+    "annotate": _annotate,
+    "redrive": _redrive,
+    "work": _work,
+}
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """Aligned columns, a rule under the header; numbers to the right."""
+    cells = [[str(c) for c in header], *[[str(c) for c in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    numeric = [
+        bool(rows) and all(isinstance(row[i], int) for row in rows) for i in range(len(header))
+    ]
+
+    def line(row: Sequence[str]) -> str:
+        parts = [
+            cell.rjust(width) if numeric[i] else cell.ljust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ]
+        return "  ".join(parts).rstrip() + "\n"
+
+    rule = "  ".join("-" * width for width in widths) + "\n"
+    return line(cells[0]) + rule + "".join(line(row) for row in cells[1:])
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a probability is a number, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"a probability is between 0 and 1, got {text}")
+    return value
