@@ -18,12 +18,15 @@ from runtime.clock import Clock, SimClock, SystemClock
 from runtime.errors import UsageError
 from runtime.intents import lifecycle, system
 from runtime.intents.log import SYNC, annotate, get, record
+from runtime.observe import clusters, severity
 from runtime.observe.health import health
 from runtime.queue import validated_payload
 from runtime.store import Store
 
 WRITES = ("record", "annotate", "redrive", "work")
-COMMANDS = ("record", "status", "recent", "health", "annotate", "redrive", "work")
+COMMANDS = (
+    "record", "status", "recent", "health", "annotate", "redrive", "work", "clusters", "severity",
+)  # fmt: skip
 
 
 def add_commands(commands: Any, count: Any, whole: Any) -> None:
@@ -60,6 +63,15 @@ def add_commands(commands: Any, count: Any, whole: Any) -> None:
     again.add_argument("id", type=whole)
     again.add_argument("--reason", default="redriven by an operator")
     again.add_argument("--by", default="operator")
+    for name, help in (
+        ("clusters", "failures of one type bunched in one 10-minute window"),
+        ("severity", "a level for every failure, cluster and type, with its reason"),
+    ):
+        derived = command(name, help)
+        derived.add_argument(
+            "--rebuild", action="store_true", help="recompute from the log and store (writes)"
+        )
+        derived.add_argument("--format", choices=("text", "json"), default="text")
     work = command("work", "run workers until nothing is left to do (writes)")
     work.add_argument("--workers", type=count, default=2)
     work.add_argument("--sync-fail-rate", type=_probability, default=0.0)
@@ -69,7 +81,8 @@ def add_commands(commands: Any, count: Any, whole: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.command == "record":  # bad input is refused before the file is touched
         args.payload = _payload(args.type, args.payload)
-    store = Store.open(args.db, read_only=args.command not in WRITES)
+    writes = args.command in WRITES or getattr(args, "rebuild", False)
+    store = Store.open(args.db, read_only=not writes)
     try:
         clock: Clock = (
             SimClock(start=system.database_time(store)) if args.clock == "sim" else SystemClock()
@@ -161,7 +174,33 @@ def _work(store: Store, clock: Clock, args: argparse.Namespace) -> int:
     return 0
 
 
+def _derived(store: Store, clock: Clock, args: argparse.Namespace) -> int:
+    """Show the stored clusters (or severities); with --rebuild, recompute them first. A
+    stored view that no longer matches the log says so on its last line."""
+    view = clusters if args.command == "clusters" else severity
+    rows = view.rebuild(store) if args.rebuild else view.stored(store)
+    if args.format == "json":
+        print(json.dumps([asdict(row) for row in rows], indent=2))
+        return 0
+    if args.command == "clusters":
+        header: tuple[str, ...] = ("type", "from", "to", "failures", "first seq", "last seq")
+        body = [
+            (c.type, f"{c.window_start:.3f}", f"{c.window_end:.3f}", c.failures, c.first_seq,
+             c.last_seq)
+            for c in rows
+        ]  # fmt: skip
+    else:
+        header = ("subject", "ref", "level", "reason")
+        body = [(s.subject, s.ref, s.level, s.reason) for s in rows]
+    print(table(header, body), end="")
+    if not args.rebuild and rows != view.compute(store):
+        print(f"stale: the log has changed since the last rebuild; run {args.command} --rebuild")
+    return 0
+
+
 _COMMANDS = {
+    "clusters": _derived,
+    "severity": _derived,
     "record": _record,
     "status": _status,
     "recent": _status,

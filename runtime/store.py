@@ -103,6 +103,24 @@ MIGRATIONS: dict[int, str] = {
     CREATE TRIGGER intents_are_append_only_delete BEFORE DELETE ON intents
     BEGIN SELECT RAISE(ABORT, 'intents are append-only: DELETE refused'); END;
     """,
+    4: """
+    CREATE TABLE failure_clusters (
+        type         TEXT    NOT NULL,
+        window_start REAL    NOT NULL,
+        window_end   REAL    NOT NULL,
+        failures     INTEGER NOT NULL CHECK (failures > 0),
+        first_seq    INTEGER NOT NULL,
+        last_seq     INTEGER NOT NULL,
+        PRIMARY KEY (type, window_start)
+    );
+    CREATE TABLE severities (
+        subject TEXT NOT NULL CHECK (subject IN ('event', 'cluster', 'type')),
+        ref     TEXT NOT NULL,
+        level   TEXT NOT NULL CHECK (level IN ('LOW', 'MEDIUM', 'HIGH', 'CRITICAL')),
+        reason  TEXT NOT NULL,
+        PRIMARY KEY (subject, ref)
+    );
+    """,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 _PRISTINE: bytes | None = None

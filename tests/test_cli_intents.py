@@ -21,8 +21,8 @@ def fmlab(capsys, *argv: str) -> tuple[int, str, str]:
 
 def session(capsys, db) -> str:
     """The scripted session: 50 intents, a sync target failing 60% of calls, the workers
-    run on the database's simulated clock until quiet, then every view. Returns all it
-    printed."""
+    run on the database's simulated clock until quiet, then every view, the derived ones
+    rebuilt and read back. Returns all it printed."""
     printed = []
     for n in range(50):
         code, out, _ = fmlab(
@@ -37,6 +37,10 @@ def session(capsys, db) -> str:
         ("recent", "3"),
         ("status", "--format", "json"),
         ("health", "--format", "json"),
+        ("clusters", "--rebuild"),
+        ("severity", "--rebuild"),
+        ("clusters",),
+        ("severity", "--format", "json"),
     ):
         code, out, err = fmlab(capsys, *argv, "--db", db, "--clock", "sim")
         assert (code, err) == (0, ""), argv

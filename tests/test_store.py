@@ -13,7 +13,10 @@ import pytest
 from runtime.errors import DatabaseError
 from runtime.store import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION, Store, _statements, dumps
 
-TABLES = {"jobs", "executions", "effects", "events", "accounts", "intents"}
+TABLES = {
+    "jobs", "executions", "effects", "events", "accounts", "intents", "failure_clusters",
+    "severities",
+}  # fmt: skip
 
 
 def add_job(store: Store, kind: str = "award_points") -> int:
@@ -63,8 +66,8 @@ def test_a_new_database_is_at_the_current_schema_and_marked_as_ours(store):
 
 
 def test_a_database_of_an_older_schema_is_migrated_on_open_and_keeps_its_rows(tmp_path):
-    """Schema 2 added `accounts` and schema 3 `intents`; a file made at schema 1 gains both,
-    one migration per transaction, and loses nothing it held."""
+    """Schema 2 added `accounts`, 3 `intents`, 4 the derived failure views; a file made at
+    schema 1 gains them all, one migration per transaction, and loses nothing it held."""
     path = tmp_path / "v1.db"
     conn = sqlite3.connect(path)
     for statement in _statements(MIGRATIONS[1]):
@@ -80,7 +83,7 @@ def test_a_database_of_an_older_schema_is_migrated_on_open_and_keeps_its_rows(tm
 
     store = Store.open(path)
 
-    assert store.schema_version() == SCHEMA_VERSION == 3
+    assert store.schema_version() == SCHEMA_VERSION == 4
     assert store.one("SELECT count(*) FROM accounts")[0] == 0
     assert store.one("SELECT count(*) FROM intents")[0] == 0
     assert store.one("SELECT kind FROM jobs WHERE id = 1")[0] == "award_points"
