@@ -11,6 +11,7 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 
+from runtime.observe import derived
 from runtime.observe.failures import Failure, failures
 from runtime.store import Store
 
@@ -65,19 +66,5 @@ def stored(store: Store) -> list[Cluster]:
 def rebuild(store: Store) -> list[Cluster]:
     """Replace the stored clusters with a fresh computation, in one transaction."""
     fresh = compute(store)
-    with store.transaction() as tx:
-        tx.execute("DELETE FROM failure_clusters")
-        for cluster in fresh:
-            tx.execute(
-                "INSERT INTO failure_clusters (type, window_start, window_end, failures,"
-                " first_seq, last_seq) VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    cluster.type,
-                    cluster.window_start,
-                    cluster.window_end,
-                    cluster.failures,
-                    cluster.first_seq,
-                    cluster.last_seq,
-                ),
-            )
+    derived.replace_all(store, "failure_clusters", fresh)
     return fresh

@@ -16,6 +16,7 @@ import itertools
 from dataclasses import dataclass
 
 from runtime.observe import clusters as clustering
+from runtime.observe import derived
 from runtime.observe.failures import DEAD, failures
 from runtime.store import Store
 
@@ -85,13 +86,7 @@ def stored(store: Store) -> list[Severity]:
 
 def rebuild(store: Store) -> list[Severity]:
     fresh = compute(store)
-    with store.transaction() as tx:
-        tx.execute("DELETE FROM severities")
-        for rating in fresh:
-            tx.execute(
-                "INSERT INTO severities (subject, ref, level, reason) VALUES (?, ?, ?, ?)",
-                (rating.subject, rating.ref, rating.level, rating.reason),
-            )
+    derived.replace_all(store, "severities", fresh)
     return fresh
 
 
