@@ -178,7 +178,7 @@ def _derived(store: Store, clock: Clock, args: argparse.Namespace) -> int:
     """Show the stored clusters (or severities); with --rebuild, recompute them first. A
     stored view that no longer matches the log says so on its last line."""
     view = clusters if args.command == "clusters" else severity
-    rows = view.rebuild(store) if args.rebuild else view.stored(store)
+    rows = view.rebuild(store, clock.now()) if args.rebuild else view.stored(store)
     if args.format == "json":
         print(json.dumps([asdict(row) for row in rows], indent=2))
         return 0

@@ -94,6 +94,10 @@ class Monitor:
         """Per dependency, the retries offered to it, in time order."""
         self.retries_touched: set[str] = set()
         """The dependencies offered a retry since INV_009 last looked."""
+        self.intents_touched = False
+        """An intent or an intent's job was logged since INV_010 last looked."""
+        self.rebuilds: dict[str, Event] = {}
+        """Per derived table, its latest `derived.rebuilt` event."""
         self.found_in_log: dict[str, list[Any]] = defaultdict(list)
         """Per rule, what its fold found wrong with the log itself during this check."""
 

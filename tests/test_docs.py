@@ -30,7 +30,9 @@ from runtime.clock import SimClock
 from runtime.effects import Effect
 from runtime.errors import LeaseLost
 from runtime.faults import AdvanceClock, CrashAfter, Fault, FaultPlan, PauseAfter
+from runtime.intents.log import annotate, record
 from runtime.invariants import INVARIANTS
+from runtime.observe import clusters
 from runtime.policies import GUARDED, LEVERS, Policies
 from runtime.queue import Job, Queue
 from runtime.sim import JobSpec, Scenario, Simulation
@@ -201,6 +203,12 @@ def tour() -> tuple[Event, ...]:
     queue.commit(lease, effect)
     queue.ack(lease)
     assert invariants.check(store, final=True) == []
+
+    # The intent log on the same store: an intent recorded, a note on it, a derived view
+    # rebuilt (its jobs stay queued: the tour is over).
+    intent = record(queue, "order.placed", {"order": 7})
+    annotate(queue, "intent", intent, "checked by hand", author="operator")
+    clusters.rebuild(store, clock.now())
 
     # The simulator's fault notes: a pause, a clock jump, a crash.
     def send_welcome(job: Job) -> Effect:

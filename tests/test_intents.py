@@ -28,6 +28,7 @@ from runtime.intents.log import (
     get,
     record,
 )
+from runtime.observe import clusters
 from runtime.observe.health import health
 from runtime.queue import Queue
 from runtime.store import Store
@@ -258,3 +259,69 @@ def test_health_counts_the_states_the_backlog_and_the_oldest_failure():
     assert status is not None and status.first_failed_at is not None
     assert report.oldest_failure_age_s == queue.clock.now() - status.first_failed_at
     assert (report.most_retried_intent, report.most_retries) == (first, 2)
+
+
+# --- INV_010 and INV_011 ------------------------------------------------------------------
+
+
+def durable(store: Store) -> list[str]:
+    return [v.message for v in invariants.check(store, final=True, only=["INV_010"])]
+
+
+def test_an_acknowledgement_without_its_intent_is_reported():
+    queue = system()
+    queue.note("intent.recorded", intent=7, intent_type="order.placed")  # forged: no row
+
+    assert durable(queue.store) == [
+        "intent 7 was acknowledged (intent.recorded) but is not in the log"
+    ]
+
+
+def test_work_for_an_intent_the_log_does_not_hold_is_reported():
+    queue = system()
+    job = queue.submit(SYNC, {"intent": 99, "type": "order.placed", "payload": {}})
+
+    assert durable(queue.store) == [
+        f"job {job} works for intent 99, which the intent log does not hold"
+    ]
+
+
+def test_an_intent_without_its_follow_up_jobs_is_reported():
+    queue = system()
+    with queue.store.transaction() as tx:
+        tx.execute(
+            "INSERT INTO intents (type, payload, recorded_at) VALUES ('order.placed', '{}', 0)"
+        )
+
+    assert durable(queue.store) == ["intent 1 is in the log without its projection and sync jobs"]
+
+
+def test_recorded_intents_hold_through_any_run():
+    queue = system(0.5, attempts=3)
+    for order in range(5):
+        record(queue, "order.placed", {"order": order})
+    work(queue)
+    assert durable(queue.store) == []
+
+
+def test_a_derived_table_that_disagrees_with_its_own_events_is_reported_a_stale_one_is_not():
+    queue = system(1.0, attempts=5)
+    for order in range(3):
+        record(queue, "order.placed", {"order": order})
+    work(queue)
+    clusters.rebuild(queue.store, queue.clock.now())
+
+    def fresh() -> list[str]:
+        return [v.message for v in invariants.check(queue.store, final=True, only=["INV_011"])]
+
+    assert fresh() == []
+    queue.clock.advance(1.0)
+    record(queue, "order.placed", {"order": 99})
+    work(queue)  # more failures: the stored view is now behind the log, which is not wrong
+    assert fresh() == []
+
+    with queue.store.transaction() as tx:  # a rebuild that added instead of replacing
+        tx.execute("UPDATE failure_clusters SET failures = failures * 2")
+    [message] = fresh()
+    assert message.startswith("failure_clusters holds 1 rows, but the log up to event ")
+    assert "1 stored that it does not give, 1 it gives that are not stored" in message

@@ -61,14 +61,14 @@ def test_fewer_than_three_in_a_window_or_a_type_are_not_a_cluster():
 def test_a_rebuild_is_idempotent_twice_and_after_a_wipe():
     store = failing_batches(0.0, 7200.0)
 
-    once = clusters.rebuild(store), severity.rebuild(store)
-    twice = clusters.rebuild(store), severity.rebuild(store)
+    once = clusters.rebuild(store, 0.0), severity.rebuild(store, 0.0)
+    twice = clusters.rebuild(store, 0.0), severity.rebuild(store, 0.0)
     stored = clusters.stored(store), severity.stored(store)
     with store.transaction() as tx:
         tx.execute("DELETE FROM failure_clusters")
         tx.execute("DELETE FROM severities")
     assert (clusters.stored(store), severity.stored(store)) == ([], [])
-    after_wipe = clusters.rebuild(store), severity.rebuild(store)
+    after_wipe = clusters.rebuild(store, 0.0), severity.rebuild(store, 0.0)
 
     assert once == twice == stored == after_wipe
     rows = store.one("SELECT count(*) FROM failure_clusters")[0]
@@ -107,8 +107,8 @@ def test_clusters_a_day_apart_are_high_but_not_critical():
 
 def test_an_empty_database_has_no_clusters_and_no_severities():
     store = Store.memory()
-    assert clusters.compute(store) == clusters.rebuild(store) == []
-    assert severity.compute(store) == severity.rebuild(store) == []
+    assert clusters.compute(store) == clusters.rebuild(store, 0.0) == []
+    assert severity.compute(store) == severity.rebuild(store, 0.0) == []
 
 
 # --- the commands ------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from runtime.observe import derived
 from runtime.observe.failures import Failure, failures
 from runtime.store import Store
 
+TABLE = "failure_clusters"
 WINDOW_S = 600.0
 AT_LEAST = 3
 
@@ -29,9 +30,9 @@ class Cluster:
     last_seq: int
 
 
-def compute(store: Store) -> list[Cluster]:
-    """The clusters the log holds now, by type, then window."""
-    return clusters_of(failures(store))
+def compute(store: Store, upto_seq: int | None = None) -> list[Cluster]:
+    """The clusters the log holds now (or held at event `upto_seq`), by type, then window."""
+    return clusters_of(failures(store, upto_seq))
 
 
 def clusters_of(found: list[Failure]) -> list[Cluster]:
@@ -63,8 +64,6 @@ def stored(store: Store) -> list[Cluster]:
     return [Cluster(*row) for row in rows]
 
 
-def rebuild(store: Store) -> list[Cluster]:
+def rebuild(store: Store, at: float) -> list[Cluster]:
     """Replace the stored clusters with a fresh computation, in one transaction."""
-    fresh = compute(store)
-    derived.replace_all(store, "failure_clusters", fresh)
-    return fresh
+    return derived.replace_all(store, at, TABLE, lambda upto: compute(store, upto))

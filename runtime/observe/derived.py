@@ -4,15 +4,25 @@ A derived table is a cache of a computation over the log. Replacing it whole is 
 makes a rebuild idempotent: run it twice, or after a wipe, and the rows are the same.
 """
 
+from collections.abc import Callable
 from dataclasses import astuple, fields
 from typing import Any
 
 from runtime.store import Store
 
+REBUILT = "derived.rebuilt"
 
-def replace_all(store: Store, table: str, rows: list[Any]) -> None:
-    """Make `table` hold exactly `rows` (dataclasses whose fields are its columns)."""
+
+def replace_all(
+    store: Store, at: float, table: str, compute: Callable[[int], list[Any]]
+) -> list[Any]:
+    """Make `table` hold exactly what `compute(upto_seq)` returns (dataclasses whose fields
+    are its columns), computed from the log up to its latest event, inside the transaction
+    that writes them; log the rebuild (`derived.rebuilt`) in it too, so a check can compute
+    the same rows from the same events again (INV_011). Returns the rows."""
     with store.transaction() as tx:
+        upto_seq = tx.one("SELECT coalesce(max(seq), 0) FROM events")[0]
+        rows = compute(upto_seq)
         tx.execute(f"DELETE FROM {table}")
         for row in rows:
             names = [field.name for field in fields(row)]
@@ -20,3 +30,5 @@ def replace_all(store: Store, table: str, rows: list[Any]) -> None:
                 f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
                 astuple(row),
             )
+        tx.event(at, REBUILT, table=table, upto_seq=upto_seq, rows=len(rows))
+    return rows

@@ -17,7 +17,7 @@ SELECT v.seq, v.at, v.type, v.job_id,
        json_extract(v.detail, '$.attempts') AS attempts,
        json_extract(v.detail, '$.error') AS error
   FROM events v JOIN jobs j ON j.id = v.job_id
- WHERE v.type IN ('job.retry_scheduled', 'job.dead')
+ WHERE v.type IN ('job.retry_scheduled', 'job.dead') AND v.seq <= ?
  ORDER BY v.seq
 """
 
@@ -34,7 +34,9 @@ class Failure:
     error: str
 
 
-def failures(store: Store) -> list[Failure]:
+def failures(store: Store, upto_seq: int | None = None) -> list[Failure]:
+    """The failures on record, or those logged up to event `upto_seq`."""
+    upto = 2**63 - 1 if upto_seq is None else upto_seq
     return [
         Failure(
             seq=row["seq"],
@@ -45,5 +47,5 @@ def failures(store: Store) -> list[Failure]:
             attempt=row["attempts"] or 0,
             error=row["error"] or "",
         )
-        for row in store.all(_FAILURES)
+        for row in store.all(_FAILURES, (upto,))
     ]

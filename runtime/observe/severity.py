@@ -20,6 +20,7 @@ from runtime.observe import derived
 from runtime.observe.failures import DEAD, failures
 from runtime.store import Store
 
+TABLE = "severities"
 LEVELS = ("LOW", "MEDIUM", "HIGH", "CRITICAL")
 REPEATED = 3
 """From this attempt on, a failure is a repeated one (MEDIUM)."""
@@ -38,8 +39,9 @@ class Severity:
     reason: str
 
 
-def compute(store: Store) -> list[Severity]:
-    found = failures(store)
+def compute(store: Store, upto_seq: int | None = None) -> list[Severity]:
+    """The ratings of the log as it is now (or was at event `upto_seq`)."""
+    found = failures(store, upto_seq)
     rated = []
     for failure in found:
         if failure.outcome == DEAD:
@@ -84,10 +86,9 @@ def stored(store: Store) -> list[Severity]:
     return sorted((Severity(*row) for row in rows), key=_order)
 
 
-def rebuild(store: Store) -> list[Severity]:
-    fresh = compute(store)
-    derived.replace_all(store, "severities", fresh)
-    return fresh
+def rebuild(store: Store, at: float) -> list[Severity]:
+    """Replace the stored ratings with a fresh computation, in one transaction."""
+    return derived.replace_all(store, at, TABLE, lambda upto: compute(store, upto))
 
 
 def _cluster_ref(cluster: clustering.Cluster) -> str:
