@@ -303,24 +303,39 @@ def check_no_lost_or_lying_work(m: Monitor, final: bool) -> list[Violation]:
 
 
 def check_failures_signalled(m: Monitor, final: bool) -> list[Violation]:
-    """INV_005: every failure leaves a detectable signal: an event carrying the error."""
+    """INV_005: every failure leaves a detectable signal: an event carrying the error. The
+    event that ends a failed attempt carries that attempt's own error (a dead job's summary
+    that names no cause is not a signal of what happened)."""
     violations = []
     for execution in (x for job in m.dirty for x in job.executions):
         execution_id, status = execution["id"], execution["status"]
         if status not in (states.FAILED, states.ABORTED):
             continue
-        signalled = any(
-            e.execution_id == execution_id
-            and (e.detail.get("execution_state") or [None, None])[1] == status
+        ending = [
+            e
             for e in m.error_events.get(execution["job_id"], ())
-        )
-        if not signalled:
+            if e.execution_id == execution_id
+            and (e.detail.get("execution_state") or [None, None])[1] == status
+        ]
+        cause = execution["error"] or ""
+        if not ending:
             violations.append(
                 Violation(
                     "INV_005",
                     f"execution {execution_id} of job {execution['job_id']} ended "
                     f"{status} and no event says why",
                     Evidence((execution["job_id"],), (execution_id,)),
+                )
+            )
+        elif not any(cause in e.detail["error"] for e in ending):
+            event = ending[-1]
+            violations.append(
+                Violation(
+                    "INV_005",
+                    f"execution {execution_id} of job {execution['job_id']} ended {status} "
+                    f"with {cause!r}, but the {event.type} that ended it says "
+                    f"{event.detail['error']!r}",
+                    Evidence((execution["job_id"],), (execution_id,), (event.seq,)),
                 )
             )
     for view in m.dirty:

@@ -41,6 +41,9 @@ class Policies:
     accepting a second one (FM_008)."""
     failure_capture: bool = True
     """A handler that raises fails its attempt, and the error is recorded (FM_009)."""
+    cause_of_death: bool = True
+    """A job that goes DEAD keeps the error that killed it, on the job (`last_error`) and on
+    its `job.dead` event, not a summary such as "retries exhausted" (FM_015)."""
     compare_and_set: bool = True
     """A read-modify-write (a credit to a balance) writes back only if the row is still at
     the version it read; otherwise the attempt fails with a conflict and is retried,

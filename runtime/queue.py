@@ -468,7 +468,8 @@ class Queue:
         """Record a failed attempt with its error; retry later, or DEAD once attempts are spent.
 
         Returns the job's new state. Fenced. The error is kept on the execution, in
-        `last_error`, and in the event, so a dead job carries every reason it died.
+        `last_error`, and in the event, so a dead job names what killed it, and every
+        earlier attempt's error stays on its execution and its `job.retry_scheduled`.
         """
         if not error:
             raise UsageError("a failure needs an error message")
@@ -482,12 +483,13 @@ class Queue:
             )
             job = _job_row(tx, lease.job_id)
             if self.policies.retry_budget and job["attempts"] >= job["max_attempts"]:
-                _move_job(tx, lease.job_id, states.RUNNING, states.DEAD, now, last_error=error)
+                cause = self._cause_of_death(error, job["attempts"])
+                _move_job(tx, lease.job_id, states.RUNNING, states.DEAD, now, last_error=cause)
                 tx.event(
                     now,
                     "job.dead",
                     **_at(lease),
-                    error=error,
+                    error=cause,
                     attempts=job["attempts"],
                     job_state=[states.RUNNING, states.DEAD],
                     execution_state=[before, states.FAILED],
@@ -551,7 +553,7 @@ class Queue:
                     )
                     moved["execution_state"] = [row["status"], states.ABORTED]
                 if self.policies.retry_budget and row["attempts"] >= row["max_attempts"]:
-                    error += "; attempts spent"
+                    error = self._cause_of_death(f"{error}; attempts spent", row["attempts"])
                     _move_job(tx, row["job_id"], states.RUNNING, states.DEAD, now, last_error=error)
                     tx.event(
                         now,
@@ -664,6 +666,13 @@ class Queue:
             dead=counts[states.DEAD],
             oldest_pending_age_s=0.0 if oldest is None else now - oldest,
         )
+
+    def _cause_of_death(self, error: str, attempts: int) -> str:
+        """What a dead job is said to have died of: the error that killed it; without lever
+        `cause_of_death`, a summary that names no cause (FM_015)."""
+        if self.policies.cause_of_death:
+            return error
+        return f"retries exhausted after {attempts} attempts"
 
     # --- fencing ----------------------------------------------------------------------
 

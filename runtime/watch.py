@@ -17,7 +17,7 @@ from runtime.store import Store
 
 COLUMNS: dict[str, tuple[str, ...]] = {
     "jobs": ("id", "state", "attempts", "max_attempts", "run_at", "fencing_token", "last_error"),
-    "executions": ("id", "job_id", "status", "fencing_token", "lease_expires_at"),
+    "executions": ("id", "job_id", "status", "fencing_token", "lease_expires_at", "error"),
     "effects": ("id", "sink", "key", "job_id", "execution_id"),
     "events": ("seq", "at", "type", "job_id", "execution_id", "worker", "detail"),
 }
