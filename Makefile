@@ -5,6 +5,7 @@
 #   make test-fm1-fix    the prevent tests of FM_001 (prove the fix)
 #   make new-fm NAME=x   scaffold the next failure mode
 #   make index           regenerate docs/failure_mode_index.md
+#   make check-index     measure every row again and fail if the index is stale (CI runs it)
 #   make explore FM=1 SEEDS=100000 [POLICY=guarded] [SCHEDULER=pct]   search seeds, shrink
 #   make replay FM=1 SEED=17 (or TAPE=file)   replay one explored run, byte for byte
 #   make bench-sim       the simulator's speed, beside raw SQLite and Hypothesis
@@ -19,7 +20,7 @@ PYTEST := $(RUN) pytest -q
 
 NPROC := $(shell nproc 2>/dev/null || echo 1)
 WORLD = --policy $(or $(POLICY),baseline) --scheduler $(or $(SCHEDULER),random) \
-  --jobs $(or $(JOBS),3) --workers $(or $(WORKERS),2)
+  $(if $(JOBS),--jobs $(JOBS)) $(if $(WORKERS),--workers $(WORKERS))
 
 .PHONY: help sync test lint fmt demo new-fm index check-index explore replay bench-sim
 
@@ -57,6 +58,9 @@ new-fm: sync
 
 index: sync
 	$(RUN) python -m failure_modes.index
+
+check-index: sync
+	$(RUN) python -m failure_modes.index --check
 
 explore: sync
 	@test -n "$(FM)" || { echo "usage: make explore FM=1 [SEEDS=n] [POLICY=baseline|guarded]" >&2; exit 2; }

@@ -23,7 +23,9 @@ The sites, and the failure modes that need them:
   comes back: the worker fails the attempt and a retry calls again (FM_002);
 - `wall_clock_step`: one worker's own wall clock steps forward or back, while the store's
   clock (the time authority) does not (FM_010). Opt-in: a world names it in its mix, so
-  the tapes of the worlds written before it stay as they were.
+  the tapes of the worlds written before it stay as they were;
+- `client_crash`: the client recording intents (Scenario.clients_record) dies between two
+  of its transactions, and the rest of that intent is never written (FM_013). Opt-in too.
 """
 
 from collections import Counter
@@ -44,7 +46,7 @@ SITES: tuple[str, ...] = (
     "external_timeout",
 )
 """The sites of `ALL_FAULTS`."""
-OPT_IN_SITES: tuple[str, ...] = ("wall_clock_step",)
+OPT_IN_SITES: tuple[str, ...] = ("wall_clock_step", "client_crash")
 """Sites a world must name in its mix to get."""
 
 

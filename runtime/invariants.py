@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 from runtime import states
 from runtime.monitor import JobView, Monitor
 from runtime.observe import clusters, severity
+from runtime.observe.failures import Failure, failures
 from runtime.queue import REAPER
 from runtime.store import Event, Store
 
@@ -565,12 +566,15 @@ SELECT 'recorded' AS what, json_extract(v.detail, '$.intent') AS intent, NULL AS
  WHERE v.type = 'intent.recorded'
    AND NOT EXISTS (SELECT 1 FROM intents i WHERE i.id = json_extract(v.detail, '$.intent'))
 UNION ALL
-SELECT 'orphan', json_extract(j.payload, '$.intent'), j.id, NULL
+SELECT 'orphan', json_extract(j.payload, '$.intent'), j.id,
+       (SELECT min(v.seq) FROM events v WHERE v.job_id = j.id)
   FROM jobs j
  WHERE j.kind IN ('intent.project', 'intent.sync')
    AND NOT EXISTS (SELECT 1 FROM intents i WHERE i.id = json_extract(j.payload, '$.intent'))
 UNION ALL
-SELECT 'unfollowed', i.id, NULL, NULL
+SELECT 'unfollowed', i.id, NULL,
+       (SELECT min(v.seq) FROM events v WHERE v.type = 'intent.recorded'
+           AND json_extract(v.detail, '$.intent') = i.id)
   FROM intents i
  WHERE (SELECT count(DISTINCT j.kind) FROM jobs j
          WHERE j.kind IN ('intent.project', 'intent.sync')
@@ -600,10 +604,10 @@ def check_intents_durable(m: Monitor, final: bool) -> list[Violation]:
             evidence = Evidence(events=(seq,))
         elif what == "orphan":
             message = f"job {job} works for intent {intent}, which the intent log does not hold"
-            evidence = Evidence(jobs=(job,))
+            evidence = Evidence(jobs=(job,), events=(seq,))
         else:
             message = f"intent {intent} is in the log without its projection and sync jobs"
-            evidence = Evidence()
+            evidence = Evidence(events=() if seq is None else (seq,))
         violations.append(Violation("INV_010", message, evidence))
     return violations
 
@@ -634,17 +638,44 @@ def check_derived_fresh(m: Monitor, final: bool) -> list[Violation]:
             continue
         extra = [row for row in stored if row not in fresh]
         missing = [row for row in fresh if row not in stored]
+        behind = _failures_behind([*extra, *missing], failures(m.store, upto))
         violations.append(
             Violation(
                 "INV_011",
                 f"{table} holds {len(stored)} rows, but the log up to event {upto} gives"
                 f" {len(fresh)}: {len(extra)} stored that it does not give, {len(missing)}"
                 f" it gives that are not stored"
-                + (f" (first stored: {_row(extra[0])})" if extra else ""),
-                Evidence(events=(rebuilt.seq,)),
+                + (f" (first stored: {_row(extra[0])})" if extra else "")
+                + (f" (first given: {_row(missing[0])})" if missing else ""),
+                Evidence(
+                    tuple(sorted({f.job for f in behind})),
+                    (),
+                    (*sorted({f.seq for f in behind}), rebuilt.seq),
+                ),
             )
         )
     return violations
+
+
+def _failures_behind(rows: list[Any], found: list[Failure]) -> list[Failure]:
+    """The failures a derived row counts or rates: the jobs and events to look at."""
+    behind: list[Failure] = []
+    for row in rows:
+        if isinstance(row, clusters.Cluster):
+            type_, start = row.type, row.window_start
+        elif row.subject == "event":
+            behind += [f for f in found if str(f.seq) == row.ref]
+            continue
+        elif row.subject == "cluster":
+            type_, _, at = row.ref.rpartition("@")
+            start = float(at)
+        else:
+            behind += [f for f in found if f.type == row.ref]
+            continue
+        behind += [
+            f for f in found if f.type == type_ and start <= f.at < start + clusters.WINDOW_S
+        ]
+    return behind
 
 
 def _row(row: Any) -> str:

@@ -18,6 +18,7 @@ MARKS: dict[str, str] = {
     "retry.scheduled": "a failed attempt was scheduled to run again after a backoff",
     "job.dead": "a job spent its attempt budget and went to the dead letters",
     "dependency.refused": "a dependency refused a call: it was down, or overloaded",
+    "derived.replaced": "a rebuild replaced a derived view's stored rows instead of adding to them",
     "store.unavailable": "a transaction could not begin or commit and was rolled back",
     "fault.crash": "the simulator killed a worker after a step",
     "fault.pause": "the simulator paused a worker past its lease (a zombie)",
@@ -28,6 +29,7 @@ MARKS: dict[str, str] = {
     "fault.wall_clock_step": "the simulator stepped one worker's wall clock forward or back",
     "clock.overruled": "a lease deadline was set or checked on the store's clock while the"
     " worker's own wall clock read otherwise",
+    "fault.client_crash": "the simulator killed the client between two of its transactions",
     "fault.external_timeout": "the simulator lost the answer of an external call that applied",
 }
 

@@ -48,6 +48,12 @@ class Policies:
     """A read-modify-write (a credit to a balance) writes back only if the row is still at
     the version it read; otherwise the attempt fails with a conflict and is retried,
     reading afresh (FM_011)."""
+    intent_first: bool = True
+    """An intent is written to the intent log in the same transaction as the work that
+    follows from it, never after that work was enqueued (FM_013)."""
+    replace_derived: bool = True
+    """A rebuild of a derived view (failure clusters, severities) replaces the table whole
+    with a fresh computation; it never adds to what an earlier rebuild wrote (FM_014)."""
     ack_after_commit: bool = True
     """A job is acknowledged only once its work is committed, never on receipt (FM_012)."""
 

@@ -40,15 +40,22 @@ from runtime.faults import (
     FaultPlan,
     PauseAfter,
 )
+from runtime.intents.log import record, recording
 from runtime.invariants import INVARIANTS, Violation
 from runtime.marks import Marks
 from runtime.monitor import Monitor
+from runtime.observe import clusters, severity
 from runtime.policies import GUARDED, Policies
 from runtime.queue import REAPER, Queue
 from runtime.store import Event, Store
 from runtime.watch import install_watch, unwatch
 from runtime.worker import ENDINGS, Handler, Worker
 
+CLIENT = "client"
+"""The actor that records intents during the run (Scenario.clients_record)."""
+OPERATOR = "operator"
+"""The actor that rebuilds the derived failure views (Scenario.rebuild_views)."""
+FAILURE_EVENTS = frozenset({"job.retry_scheduled", "job.dead"})
 STEP_MS_MAX = 1000
 """A step takes a whole number of milliseconds in [0, STEP_MS_MAX] of simulated time."""
 SCHEDULERS = ("random", "pct")
@@ -104,6 +111,16 @@ class Scenario:
     (runtime.dependency); declared before any job is submitted."""
     step_ms_max: int = STEP_MS_MAX
     """How long an explored step may take: a world of many fast workers takes less."""
+    intents: tuple[tuple[str, dict[str, Any]], ...] = ()
+    """Intents (type, payload) recorded in the intent log before the run (runtime.intents);
+    their projection and sync jobs are the run's work, with runtime.intents.log.HANDLERS."""
+    clients_record: bool = False
+    """The intents are recorded during the run, one transaction a step, by a client the
+    scheduler interleaves with the workers (and fault site `client_crash` can kill),
+    instead of before it."""
+    rebuild_views: bool = False
+    """An operator rebuilds the derived failure views (clusters, severities) whenever
+    failures were logged since its last rebuild: one more actor the scheduler picks."""
 
 
 @dataclass
@@ -178,7 +195,9 @@ class Simulation:
             store.wipe(_watched_image())
         self.store = store
         self.store.before_transaction = self._before_transaction
-        remotes = {d.sink: Remote(d) for d in scenario.dependencies}
+        remotes = {
+            d.sink: Remote(d, self.choices if d.fail_rate else None) for d in scenario.dependencies
+        }
         self.walls = {name: WallClock(self.clock) for name in scenario.workers}
         """Each worker's own wall clock: the store's clock until a step moves it."""
         self.queue = Queue(
@@ -220,6 +239,15 @@ class Simulation:
             accounts.open_account(self.store, self.clock.now(), name, balance)
         for job in scenario.jobs:
             self._submit(job)
+        self._unrecorded = list(scenario.intents) if scenario.clients_record else []
+        """Intents the client has yet to record."""
+        self._client: Iterator[tuple[str, int]] | None = None
+        """The recording the client is in the middle of."""
+        if not scenario.clients_record:
+            for type_, payload in scenario.intents:
+                record(self.queue, type_, dict(payload))
+        self._unviewed_failures = False
+        """Failures were logged since the operator last rebuilt the derived views."""
         self._check(final=False)
 
     # --- scripted driving --------------------------------------------------------------
@@ -245,6 +273,56 @@ class Simulation:
 
     def advance(self, seconds: float) -> None:
         self.clock.advance(seconds)
+
+    def client_step(self) -> str | None:
+        """The client takes one step of its recording (runtime.intents.log.recording): the
+        next transaction of the intent it is recording, or the first of the next one.
+        Returns the step's name, None when nothing is left to record."""
+        if self._client is None:
+            if not self._unrecorded:
+                return None
+            type_, payload = self._unrecorded.pop(0)
+            self._client = recording(self.queue, type_, dict(payload))
+        step = next(self._client, None)
+        name = None if step is None else step[0]
+        if name in (None, "recorded"):
+            self._client = None
+        self._after_step(CLIENT, name)
+        return name
+
+    def crash_client(self) -> None:
+        """Kill the client: the intent it was recording, if any, is never finished, and
+        nobody retries it. The next client starts with the next intent."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        self.marks.hit("fault.client_crash")
+        self.queue.note("fault.client_crash", worker=CLIENT)
+
+    def _client_turn(self) -> None:
+        """Explored: before each client step, fault site `client_crash` may kill it."""
+        if self._client is None and self._unrecorded:
+            type_, payload = self._unrecorded.pop(0)
+            self._client = recording(self.queue, type_, dict(payload))
+        if (
+            not self._healed
+            and "client_crash" in self.active_sites
+            and self.choices.maybe(("client_crash",), self.scenario.mix.firing, "client crash")
+        ):
+            self.crash_client()
+            self._after_step(CLIENT, "crashed")
+            return
+        self.client_step()
+
+    def rebuild(self) -> None:
+        """The operator rebuilds the derived failure views (runtime.observe)."""
+        now, policies = self.clock.now(), self.scenario.policies
+        if policies.replace_derived and clusters.stored(self.store):
+            self.marks.hit("derived.replaced")
+        clusters.rebuild(self.store, now, policies)
+        severity.rebuild(self.store, now, policies)
+        self._unviewed_failures = False
+        self._after_step(OPERATOR, "rebuilt")
 
     def step_wall_clock(self, worker: str, seconds: float) -> None:
         """Step `worker`'s own wall clock by `seconds` (back, when negative); the store's
@@ -274,7 +352,8 @@ class Simulation:
     def run(self) -> RunResult:
         """Explore: faults fire while the actors interleave (safety), then the faults heal
         and the run goes on until nothing is left to do, or its steps run out (liveness)."""
-        steps_max = STEPS_PER_JOB * max(1, len(self.scenario.jobs))
+        jobs = len(self.scenario.jobs) + 2 * len(self.scenario.intents)  # a projection, a sync
+        steps_max = STEPS_PER_JOB * max(1, jobs)
         self._interleave(steps_max // 2)
         if not self._stopped():
             self._heal()
@@ -312,6 +391,10 @@ class Simulation:
             if actor == REAPER:
                 self.queue.reap()
                 self._after_step(REAPER, "swept")
+            elif actor == OPERATOR:
+                self.rebuild()
+            elif actor == CLIENT:
+                self._client_turn()
             else:
                 self._step(actor)
             self.clock.advance(self.choices.below(self.scenario.step_ms_max + 1, "step ms") / 1000)
@@ -326,6 +409,10 @@ class Simulation:
         ]
         if expired and self.scenario.policies.reaper:  # without the lever, no reaper runs
             actors.append(REAPER)
+        if self._unviewed_failures and self.scenario.rebuild_views:
+            actors.append(OPERATOR)
+        if self._client is not None or self._unrecorded:
+            actors.append(CLIENT)
         return actors
 
     def _next_actor(self, actors: list[str]) -> str:
@@ -342,7 +429,12 @@ class Simulation:
         return actor
 
     def _draw_priorities(self) -> None:
-        remaining = [*self.workers, REAPER]
+        remaining = [
+            *self.workers,
+            REAPER,
+            *([OPERATOR] if self.scenario.rebuild_views else []),
+            *([CLIENT] if self.scenario.clients_record else []),
+        ]
         rank = len(remaining)
         while remaining:
             chosen = remaining.pop(self.choices.below(len(remaining), "priority"))
@@ -488,6 +580,8 @@ class Simulation:
     def _check(self, *, final: bool) -> None:
         for violation in self.monitor.check(final=final):
             self._violations.setdefault(str(violation), violation)
+        if any(e.type in FAILURE_EVENTS for e in self.monitor.fresh):
+            self._unviewed_failures = True
 
     def _stopped(self) -> bool:
         if self.stop_on is None or not self._violations:

@@ -169,3 +169,46 @@ def test_a_database_from_before_the_intent_log_reads_as_no_intents(capsys, tmp_p
     code, out, _ = fmlab(capsys, "health", "--db", str(db), "--format", "json")
     assert code == 0
     assert json.loads(out)["intents"] == 0
+
+
+def test_a_sync_slower_than_its_lease_is_never_confirmed_and_the_check_says_so(capsys, tmp_path):
+    """The fault plan's latency: each call to the target takes 40 s of simulated time, past
+    the 30 s lease. Every attempt's commit after its call is refused by the fence, so no
+    sync is ever confirmed: each goes DEAD once its budget is spent, with the lost lease as
+    its cause. The target holds each order once (its idempotency key absorbed the
+    retries' calls), and INV_002 names every call that applied and was never confirmed:
+    what a reconciliation with the target has to settle. The remedy is a lease longer than
+    the slowest call, or heartbeats during it."""
+    db = str(tmp_path / "lab.db")
+    for n in range(3):
+        order = json.dumps({"order": n})
+        fmlab(capsys, "record", "order.placed", order, "--db", db, "--clock", "sim")
+
+    code, _, _ = fmlab(capsys, "work", "--sync-latency", "40", "--db", db, "--clock", "sim")
+    assert code == 0
+
+    code, out, _ = fmlab(capsys, "status", "--format", "json", "--db", db)
+    rows = json.loads(out)
+    assert [(r["sync"], r["retry_count"]) for r in rows] == [("DEAD", 5)] * 3
+    assert all(
+        r["last_error"].startswith("lease of w") and r["last_error"].endswith("; attempts spent")
+        for r in rows
+    )
+    store = Store.open(db, read_only=True)
+    try:
+        synced = store.one("SELECT count(*) FROM effects WHERE sink = 'sync_target'")[0]
+        refused = [e for e in store.events() if e.type == "lease.lost"]
+    finally:
+        store.close()
+    assert synced == 3  # one per order at the target, however many calls
+    assert len(refused) == 3 * 5  # every attempt's commit, refused
+    code, out, _ = fmlab(capsys, "check", "--db", db, "--final")
+    assert code == 1
+    assert out.count("INV_002: execution") == 3
+
+
+def test_a_negative_latency_is_refused(capsys, tmp_path):
+    db = tmp_path / "lab.db"
+    code, out, err = fmlab(capsys, "work", "--sync-latency", "-1", "--db", str(db))
+    assert (code, out) == (2, "")
+    assert "0 s or more" in err and not db.exists()

@@ -12,6 +12,7 @@ from runtime.intents import system
 from runtime.intents.log import record
 from runtime.observe import clusters, severity
 from runtime.observe.failures import Failure
+from runtime.policies import GUARDED
 from runtime.store import Store
 
 
@@ -148,3 +149,25 @@ def test_reading_the_views_writes_nothing(capsys, tmp_path):
         assert fmlab(capsys, command, "--db", str(db))[0] == 0
 
     assert db.read_bytes() == before
+
+
+def test_a_stored_view_that_disagrees_with_its_own_events_is_called_wrong_not_stale(
+    capsys, tmp_path
+):
+    """Stale means the log moved on since the rebuild; wrong means the rows are not what
+    the events the rebuild covered give (INV_011). A rebuild that adds makes it wrong."""
+    db = tmp_path / "lab.db"
+    store = failing_batches(0.0)
+    store.backup_to(db)
+    file = Store.open(db)
+    adding = GUARDED.without("replace_derived")
+    clusters.rebuild(file, 700.0, adding)
+    clusters.rebuild(file, 700.0, adding)  # counts the same failures again
+    file.close()
+
+    code, out, _ = fmlab(capsys, "clusters", "--db", str(db))
+
+    assert code == 0
+    assert out.splitlines()[-1] == (
+        "wrong: this differs from what its own events give (INV_011); run clusters --rebuild"
+    )

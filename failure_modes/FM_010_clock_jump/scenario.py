@@ -11,7 +11,7 @@ and checked on the store's clock (in a database, its own `now()`), never on a wo
 
 from failure_modes.catalog import Meta
 from failure_modes.FM_001_duplicate_retry import scenario as fm001
-from runtime.faults import OPT_IN_SITES, SITES, FaultMix
+from runtime.faults import SITES, FaultMix
 from runtime.policies import GUARDED, Policies
 from runtime.sim import RunResult, Scenario, Simulation
 
@@ -26,7 +26,7 @@ META = Meta(
     found_within=18,
 )
 
-MIX = FaultMix(sites=(*SITES, *OPT_IN_SITES))
+MIX = FaultMix(sites=(*SITES, "wall_clock_step"))
 """Every fault site, and a step of one worker's own wall clock besides."""
 NTP_STEP_S = -30.0
 """The correction: the worker's clock had drifted 30 s fast, and NTP steps it back."""

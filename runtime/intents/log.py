@@ -7,13 +7,14 @@ so that their handlers need nothing but the job.
 """
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from runtime.effects import Effect
 from runtime.errors import UsageError
 from runtime.queue import Job, Queue, validated_payload
-from runtime.store import Store
+from runtime.store import Store, Tx
 
 PROJECT = "intent.project"
 """The job that derives domain state from an intent."""
@@ -45,22 +46,56 @@ class Intent:
 def record(queue: Queue, type: str, payload: dict[str, Any]) -> int:
     """Append the intent and enqueue its projection and its sync, all in one transaction;
     returns the intent's id. Once this returns, the intent survives any crash."""
+    *_, (_, intent_id) = recording(queue, type, payload)
+    return intent_id
+
+
+def recording(queue: Queue, type: str, payload: dict[str, Any]) -> Iterator[tuple[str, int]]:
+    """`record`, one transaction at a time: yields (step, intent id) after each, so a test
+    or the simulator can stop the client between them (a crash).
+
+    With lever `intent_first` (GUARDED) there is one step, `recorded`: the intent, its
+    event and its jobs commit together. Without it the work comes first (FM_013): the jobs
+    are enqueued for the id the intent is about to get (`work_enqueued`), and the intent
+    is written afterwards (`recorded`); a crash between leaves work for an intent the log
+    will never hold.
+    """
     if not isinstance(type, str) or not type.strip():
         raise UsageError(f"intent type must be a non-empty string, got {type!r}")
     payload_json = validated_payload(type, payload)
     now = queue.clock.now()
+    if queue.policies.intent_first:
+        with queue.store.transaction() as tx:
+            intent_id = _write_intent(tx, now, type, payload_json, None)
+            _enqueue_follow_ups(queue, tx, intent_id, type, payload)
+        yield "recorded", intent_id
+        return
     with queue.store.transaction() as tx:
-        cursor = tx.execute(
-            "INSERT INTO intents (type, payload, recorded_at) VALUES (?, ?, ?)",
-            (type, payload_json, now),
-        )
-        intent_id = cursor.lastrowid
-        assert intent_id is not None
-        tx.event(now, "intent.recorded", intent=intent_id, intent_type=type)
-        follow_up = {"intent": intent_id, "type": type, "payload": payload}
-        for kind in (PROJECT, SYNC):
-            queue.enqueue(tx, kind, follow_up, idempotency_key=f"{kind}-{intent_id}")
-    return intent_id
+        intent_id = tx.one("SELECT coalesce(max(id), 0) + 1 FROM intents")[0]
+        _enqueue_follow_ups(queue, tx, intent_id, type, payload)
+    yield "work_enqueued", intent_id
+    with queue.store.transaction() as tx:
+        _write_intent(tx, queue.clock.now(), type, payload_json, intent_id)
+    yield "recorded", intent_id
+
+
+def _write_intent(tx: Tx, now: float, type: str, payload_json: str, intent_id: int | None) -> int:
+    cursor = tx.execute(
+        "INSERT INTO intents (id, type, payload, recorded_at) VALUES (?, ?, ?, ?)",
+        (intent_id, type, payload_json, now),
+    )
+    written = cursor.lastrowid
+    assert written is not None
+    tx.event(now, "intent.recorded", intent=written, intent_type=type)
+    return written
+
+
+def _enqueue_follow_ups(
+    queue: Queue, tx: Tx, intent_id: int, type: str, payload: dict[str, Any]
+) -> None:
+    follow_up = {"intent": intent_id, "type": type, "payload": payload}
+    for kind in (PROJECT, SYNC):
+        queue.enqueue(tx, kind, follow_up, idempotency_key=f"{kind}-{intent_id}")
 
 
 def get(store: Store, intent_id: int) -> Intent:

@@ -10,6 +10,7 @@ from dataclasses import replace
 
 from runtime.clock import Clock, SimClock
 from runtime.dependency import Dependency, Remote
+from runtime.errors import UsageError
 from runtime.intents.log import HANDLERS, SYNC_TARGET
 from runtime.policies import GUARDED, Policies
 from runtime.queue import Queue
@@ -17,6 +18,12 @@ from runtime.store import Store
 from runtime.worker import Worker
 
 POLICIES: Policies = replace(GUARDED, retry_schedule_s=(10.0, 30.0, 120.0, 600.0), attempts_max=5)
+
+
+def with_attempts(policies: Policies, attempts: int) -> Policies:
+    """`policies` as the intent log runs them (its stated backoff), with `attempts` a job:
+    the explored worlds built on the intent log give a sync more than its usual five."""
+    return replace(policies, retry_schedule_s=POLICIES.retry_schedule_s, attempts_max=attempts)
 
 
 def sync_target(fail_rate: float, seed: int) -> Remote:
@@ -40,20 +47,32 @@ def database_time(store: Store) -> float:
     return store.one("SELECT coalesce(max(at), 0.0) FROM events")[0]
 
 
-def work(queue: Queue, workers: int = 2) -> int:
+def work(queue: Queue, workers: int = 2, *, sync_latency_s: float = 0.0) -> int:
     """Run `workers` workers, taking turns, until nothing is left to do; returns the number
     of attempts run. On a simulated clock, when nothing is ready the clock moves to the
-    next retry; on a real one, the loop stops there and the retries wait for a later run."""
+    next retry, and each call to the sync target takes `sync_latency_s` of it (the fault
+    plan's latency: longer than a lease, and the attempt's own commit is refused). On a
+    real clock the loop stops when nothing is ready; the retries wait for a later run."""
+    if sync_latency_s < 0:
+        raise UsageError(f"a latency cannot be negative, got {sync_latency_s}")
     crew = [Worker(f"w{n}", queue, HANDLERS) for n in range(1, workers + 1)]
+    simulated = queue.clock if isinstance(queue.clock, SimClock) else None
     attempts = 0
     while True:
         if queue.has_expired_lease():  # a worker of an earlier run died holding a job
             queue.reap()
-        ran = sum(1 for worker in crew if worker.run_one())
+        ran = 0
+        for worker in crew:
+            steps = 0
+            for step in worker.attempt():
+                steps += 1
+                if step == "effect_applied" and worker.in_external_call and simulated:
+                    simulated.advance(sync_latency_s)
+            ran += steps > 0
         attempts += ran
         if ran:
             continue
         deadline = queue.next_deadline()
-        if deadline is None or not isinstance(queue.clock, SimClock):
+        if deadline is None or simulated is None:
             return attempts
-        queue.clock.set(max(deadline, queue.clock.now()))
+        simulated.set(max(deadline, simulated.now()))

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from runtime.observe import derived
 from runtime.observe.failures import Failure, failures
+from runtime.policies import GUARDED, Policies
 from runtime.store import Store
 
 TABLE = "failure_clusters"
@@ -64,6 +65,14 @@ def stored(store: Store) -> list[Cluster]:
     return [Cluster(*row) for row in rows]
 
 
-def rebuild(store: Store, at: float) -> list[Cluster]:
-    """Replace the stored clusters with a fresh computation, in one transaction."""
-    return derived.replace_all(store, at, TABLE, lambda upto: compute(store, upto))
+def rebuild(store: Store, at: float, policies: Policies = GUARDED) -> list[Cluster]:
+    """Replace the stored clusters with a fresh computation, in one transaction (without
+    lever `replace_derived`: add this run's counts to the stored ones, FM_014)."""
+    return derived.replace_all(
+        store,
+        at,
+        TABLE,
+        lambda upto: compute(store, upto),
+        replace=policies.replace_derived,
+        accumulate="failures = failures + excluded.failures, last_seq = excluded.last_seq",
+    )

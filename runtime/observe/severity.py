@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from runtime.observe import clusters as clustering
 from runtime.observe import derived
 from runtime.observe.failures import DEAD, failures
+from runtime.policies import GUARDED, Policies
 from runtime.store import Store
 
 TABLE = "severities"
@@ -86,9 +87,12 @@ def stored(store: Store) -> list[Severity]:
     return sorted((Severity(*row) for row in rows), key=_order)
 
 
-def rebuild(store: Store, at: float) -> list[Severity]:
-    """Replace the stored ratings with a fresh computation, in one transaction."""
-    return derived.replace_all(store, at, TABLE, lambda upto: compute(store, upto))
+def rebuild(store: Store, at: float, policies: Policies = GUARDED) -> list[Severity]:
+    """Replace the stored ratings with a fresh computation, in one transaction (without
+    lever `replace_derived`: keep the stored ones and only add new, FM_014)."""
+    return derived.replace_all(
+        store, at, TABLE, lambda upto: compute(store, upto), replace=policies.replace_derived
+    )
 
 
 def _cluster_ref(cluster: clustering.Cluster) -> str:
