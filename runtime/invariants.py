@@ -532,6 +532,8 @@ def check_retry_load(m: Monitor, final: bool) -> list[Violation]:
     First attempts are the work itself; retries are the load a client adds on top, and
     the backoff decides whether they arrive together. Counted from our own log of the
     calls, against the bound the dependency declared."""
+    if not m.retry_bounds:
+        return []
     sinks = sorted(m.retries if final else m.retries_touched)
     m.retries_touched = set()
     violations = []
@@ -625,6 +627,8 @@ def check_derived_fresh(m: Monitor, final: bool) -> list[Violation]:
     """INV_011: a derived table holds exactly what a fresh computation from the log, up to
     the event its rebuild covered, gives. A view the log has moved past is stale, not
     wrong; one whose rows differ from what its own events give is wrong."""
+    if not m.rebuilds:
+        return []
     views = {clusters.TABLE: clusters, severity.TABLE: severity}
     touched = {e.detail["table"] for e in m.fresh if e.type == "derived.rebuilt"}
     violations = []
@@ -695,6 +699,8 @@ class Invariant:
     checker: Checker
     fold: Callable[[Monitor, Event], None] | None = None
     """For a rule over the log itself: what it notes of each event as it is folded in."""
+    folds_on: frozenset[str] | None = None
+    """The event types its fold reads; None: every event."""
 
 
 INVARIANTS: tuple[Invariant, ...] = (
@@ -750,6 +756,7 @@ INVARIANTS: tuple[Invariant, ...] = (
         "safety",
         check_balances,
         fold_balances,
+        frozenset({"account.opened", "account.credited"}),
     ),
     Invariant(
         "INV_009",
@@ -757,6 +764,7 @@ INVARIANTS: tuple[Invariant, ...] = (
         "safety",
         check_retry_load,
         fold_retry_load,
+        frozenset({"dependency.declared", "dependency.called"}),
     ),
     Invariant(
         "INV_010",
@@ -765,6 +773,7 @@ INVARIANTS: tuple[Invariant, ...] = (
         "safety",
         check_intents_durable,
         fold_intents,
+        frozenset({"intent.recorded", "job.submitted"}),
     ),
     Invariant(
         "INV_011",
@@ -772,6 +781,7 @@ INVARIANTS: tuple[Invariant, ...] = (
         "safety",
         check_derived_fresh,
         fold_rebuilds,
+        frozenset({"derived.rebuilt"}),
     ),
 )
 BY_ID = {inv.id: inv for inv in INVARIANTS}

@@ -50,7 +50,18 @@ class Monitor:
         self.rules = tuple(rules)
         self._by_id = {rule.id: rule for rule in self.rules}
         self._checkers = tuple(rule.checker for rule in self.rules)
-        self._folds = tuple(rule.fold for rule in self.rules if rule.fold is not None)
+        self._folds = tuple(
+            rule.fold
+            for rule in self.rules
+            if rule.fold is not None and getattr(rule, "folds_on", None) is None
+        )
+        """The folds that read every event."""
+        self._folds_by_type: dict[str, list[Callable[[Monitor, Event], None]]] = defaultdict(list)
+        """The folds that read only some event types, by type: most events skip them."""
+        for rule in self.rules:
+            for type_ in getattr(rule, "folds_on", None) or ():
+                assert rule.fold is not None
+                self._folds_by_type[type_].append(rule.fold)
         self.watch = watch
         self.mirror = Mirror(store, watch=watch, from_empty=from_empty)
         self.seq = 0
@@ -147,6 +158,8 @@ class Monitor:
 
     def _fold(self, event: Event) -> None:
         for fold in self._folds:  # before `seq` moves on: a rule may compare with it
+            fold(self, event)
+        for fold in self._folds_by_type.get(event.type, ()):
             fold(self, event)
         self.seq = event.seq
         kind = event.type

@@ -580,7 +580,9 @@ class Simulation:
     def _check(self, *, final: bool) -> None:
         for violation in self.monitor.check(final=final):
             self._violations.setdefault(str(violation), violation)
-        if any(e.type in FAILURE_EVENTS for e in self.monitor.fresh):
+        if self.scenario.rebuild_views and any(
+            e.type in FAILURE_EVENTS for e in self.monitor.fresh
+        ):
             self._unviewed_failures = True
 
     def _stopped(self) -> bool:
