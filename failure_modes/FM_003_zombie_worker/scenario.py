@@ -12,10 +12,10 @@ and the lease's expiry, refusing the stale one (`lease.lost`).
 """
 
 from failure_modes.catalog import Meta
-from failure_modes.FM_001_duplicate_retry.scenario import HANDLERS, order
+from failure_modes.FM_001_duplicate_retry import scenario as fm001
 from runtime.faults import ALL_FAULTS, FaultMix
 from runtime.policies import GUARDED, Policies
-from runtime.sim import RunResult, Scenario, Simulation, worker_names
+from runtime.sim import RunResult, Scenario, Simulation
 
 META = Meta(
     id="FM_003",
@@ -36,22 +36,14 @@ def scenario(
 ) -> Scenario:
     """The world the explorer searches: `jobs` orders, `workers` workers, every fault site.
     Pauses past the lease (`pause@...`) and clock jumps make the zombies."""
-    return Scenario(
-        jobs=tuple(order(1001 + n) for n in range(jobs)),
-        handlers=HANDLERS,
-        workers=worker_names(workers),
-        policies=policies,
-        mix=mix,
-    )
+    return fm001.scenario(policies, jobs, workers, mix)
 
 
 def run(policies: Policies = GUARDED, seed: int | None = None) -> RunResult:
     """The scripted schedule, or with a seed one explored run of `scenario(policies)`."""
     if seed is not None:
         return Simulation(seed, scenario(policies)).run()
-    sim = Simulation(
-        0, Scenario(jobs=(order(1001),), handlers=HANDLERS, workers=WORKERS, policies=policies)
-    )
+    sim = fm001.one_order(policies)
     sim.step("w1", until="effect_applied")  # w1 has the points in hand, ready to commit...
     sim.advance(policies.lease_s + 1)  # ...and freezes (a GC pause) for longer than its lease
     sim.reap()  # the reaper hands job 1 back to the queue

@@ -9,10 +9,10 @@ the job to PENDING, where another worker picks it up.
 """
 
 from failure_modes.catalog import Meta
-from failure_modes.FM_001_duplicate_retry.scenario import HANDLERS, order
+from failure_modes.FM_001_duplicate_retry import scenario as fm001
 from runtime.faults import ALL_FAULTS, FaultMix
 from runtime.policies import GUARDED, Policies
-from runtime.sim import RunResult, Scenario, Simulation, worker_names
+from runtime.sim import RunResult, Scenario, Simulation
 
 META = Meta(
     id="FM_004",
@@ -33,22 +33,14 @@ def scenario(
 ) -> Scenario:
     """The world the explorer searches: `jobs` orders, `workers` workers, every fault site.
     Without the lever the simulator schedules no reaper at all, as in production."""
-    return Scenario(
-        jobs=tuple(order(1001 + n) for n in range(jobs)),
-        handlers=HANDLERS,
-        workers=worker_names(workers),
-        policies=policies,
-        mix=mix,
-    )
+    return fm001.scenario(policies, jobs, workers, mix)
 
 
 def run(policies: Policies = GUARDED, seed: int | None = None) -> RunResult:
     """The scripted schedule, or with a seed one explored run of `scenario(policies)`."""
     if seed is not None:
         return Simulation(seed, scenario(policies)).run()
-    sim = Simulation(
-        0, Scenario(jobs=(order(1001),), handlers=HANDLERS, workers=WORKERS, policies=policies)
-    )
+    sim = fm001.one_order(policies)
     sim.step("w1", until="started")  # w1 leases order 1001 and starts on it
     sim.crash("w1")  # ...and dies: the job is RUNNING on a lease nobody will renew
     sim.advance(2 * policies.lease_s)  # the lease ran out 30 s ago, and still nobody came

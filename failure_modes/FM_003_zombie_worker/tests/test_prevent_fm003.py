@@ -11,26 +11,19 @@ import functools
 
 import pytest
 
+from failure_modes.FM_001_duplicate_retry import scenario as fm001
 from failure_modes.FM_003_zombie_worker import scenario
 from runtime import effects
 from runtime.explore import explore
 from runtime.policies import GUARDED
-from runtime.sim import Scenario, Simulation
+from runtime.sim import Simulation
 
 SEEDS = range(500)
 BUILD = functools.partial(scenario.scenario, GUARDED)
 
 
 def one_order(policies=GUARDED) -> Simulation:
-    return Simulation(
-        0,
-        Scenario(
-            jobs=(scenario.order(1001),),
-            handlers=scenario.HANDLERS,
-            workers=("w1", "w2"),
-            policies=policies,
-        ),
-    )
+    return fm001.one_order(policies)
 
 
 def test_scripted_schedule_holds_every_invariant():

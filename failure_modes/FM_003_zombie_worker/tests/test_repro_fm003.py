@@ -10,13 +10,13 @@ Only the log, replayed by INV_007, says which writes came from a lost lease.
 
 import functools
 
+from failure_modes.FM_001_duplicate_retry import scenario as fm001
 from failure_modes.FM_003_zombie_worker import scenario
 from runtime import effects, invariants, timeline
 from runtime.explore import explore
 from runtime.policies import GUARDED
 from runtime.report import describe
 from runtime.shrink import replay, shrink
-from runtime.sim import Scenario, Simulation
 
 BASELINE = GUARDED.without("fencing")
 BUILD = functools.partial(scenario.scenario, BASELINE)
@@ -24,15 +24,7 @@ BUILD = functools.partial(scenario.scenario, BASELINE)
 
 def zombie_schedule(policies):
     """The scripted schedule, step by step, so a test can see where each worker ends."""
-    sim = Simulation(
-        0,
-        Scenario(
-            jobs=(scenario.order(1001),),
-            handlers=scenario.HANDLERS,
-            workers=("w1", "w2"),
-            policies=policies,
-        ),
-    )
+    sim = fm001.one_order(policies)
     assert sim.step("w1", until="effect_applied") == "effect_applied"
     sim.advance(policies.lease_s + 1)
     assert sim.reap() == [1]
@@ -170,15 +162,7 @@ def test_extra_lesson_with_the_commit_boundary_off_too_the_zombie_pays_twice():
     is refused and the points are awarded once: each guard covers the other's gap."""
 
     def zombie_after_started(policies):
-        sim = Simulation(
-            0,
-            Scenario(
-                jobs=(scenario.order(1001),),
-                handlers=scenario.HANDLERS,
-                workers=("w1", "w2"),
-                policies=policies,
-            ),
-        )
+        sim = fm001.one_order(policies)
         sim.step("w1", until="started")
         sim.advance(policies.lease_s + 1)
         sim.reap()

@@ -10,11 +10,11 @@ import functools
 
 import pytest
 
+from failure_modes.FM_001_duplicate_retry import scenario as fm001
 from failure_modes.FM_004_stuck_job import scenario
 from runtime import effects
 from runtime.explore import explore
 from runtime.policies import GUARDED
-from runtime.sim import Scenario, Simulation
 
 SEEDS = range(500)
 BUILD = functools.partial(scenario.scenario, GUARDED)
@@ -52,15 +52,7 @@ def test_a_worker_that_was_only_slow_loses_its_job_safely():
     """The reaper cannot tell a dead worker from a slow one; it does not have to. w1 stalls
     past its lease, the reaper hands the job to w2, w2 finishes it, and when w1 wakes up
     its commit is refused by the fence: one effect, no violation."""
-    sim = Simulation(
-        0,
-        Scenario(
-            jobs=(scenario.order(1001),),
-            handlers=scenario.HANDLERS,
-            workers=("w1", "w2"),
-            policies=GUARDED,
-        ),
-    )
+    sim = fm001.one_order(GUARDED)
     sim.step("w1", until="started")
     sim.advance(GUARDED.lease_s + 1)  # w1 stalls (a GC pause, a stopped VM) past its lease
     assert sim.reap() == [1]
