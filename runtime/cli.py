@@ -22,6 +22,7 @@ from runtime.errors import UsageError
 from runtime.queue import Queue, validated_payload
 from runtime.sim import SCHEDULERS
 from runtime.store import Store
+from runtime.tables import table
 
 EXIT_OK, EXIT_VIOLATED, EXIT_USAGE = 0, 1, 2
 EXIT_BROKEN_PIPE = 141
@@ -168,10 +169,11 @@ def _dispatch(args: argparse.Namespace) -> int:
     from failure_modes import catalog
 
     if args.command == "list":
-        print(f"{'id':<7} {'lever':<16} {'invariants':<18} title")
-        for fm in catalog.discover():
-            m = fm.meta
-            print(f"{m.id:<7} {m.lever:<16} {','.join(m.invariants):<18} {m.title}")
+        rows = [
+            (fm.meta.id, fm.meta.lever, ",".join(fm.meta.invariants), fm.meta.title)
+            for fm in catalog.discover()
+        ]
+        print(table(("id", "lever", "invariants", "title"), rows), end="")
         return EXIT_OK
     if args.command == "show":
         fm = catalog.find(args.fm)

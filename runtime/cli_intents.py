@@ -9,7 +9,6 @@ so a scripted session prints the same bytes twice.
 
 import argparse
 import json
-from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from runtime.observe import clusters, severity
 from runtime.observe.health import health
 from runtime.queue import validated_payload
 from runtime.store import Store
+from runtime.tables import table
 
 WRITES = ("record", "annotate", "redrive", "work")
 COMMANDS = (
@@ -222,25 +222,6 @@ _COMMANDS = {
     "redrive": _redrive,
     "work": _work,
 }
-
-
-def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """Aligned columns, a rule under the header; numbers to the right."""
-    cells = [[str(c) for c in header], *[[str(c) for c in row] for row in rows]]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    numeric = [
-        bool(rows) and all(isinstance(row[i], int) for row in rows) for i in range(len(header))
-    ]
-
-    def line(row: Sequence[str]) -> str:
-        parts = [
-            cell.rjust(width) if numeric[i] else cell.ljust(width)
-            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
-        ]
-        return "  ".join(parts).rstrip() + "\n"
-
-    rule = "  ".join("-" * width for width in widths) + "\n"
-    return line(cells[0]) + rule + "".join(line(row) for row in cells[1:])
 
 
 def _probability(text: str) -> float:
