@@ -9,6 +9,7 @@ so a scripted session prints the same bytes twice.
 
 import argparse
 import json
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -224,23 +225,20 @@ _COMMANDS = {
 }
 
 
-def _probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"a probability is a number, got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"a probability is between 0 and 1, got {text}")
-    return value
+def _real(kind: str, within: Callable[[float], bool], bounds: str) -> Callable[[str], float]:
+    """An argparse type: a number `within` its bounds, named by `kind` in its errors."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{kind} is a number, got {text!r}") from None
+        if not within(value):
+            raise argparse.ArgumentTypeError(f"{kind} is {bounds}, got {text}")
+        return value
+
+    return parse
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"a duration is a number of seconds, got {text!r}"
-        ) from None
-    if not 0.0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"a duration is 0 s or more, got {text}")
-    return value
+_probability = _real("a probability", lambda v: 0.0 <= v <= 1.0, "between 0 and 1")
+_seconds = _real("a duration", lambda v: 0.0 <= v < float("inf"), "0 s or more")

@@ -1,16 +1,19 @@
-"""What the runtime-level tests share: one set of explicit policies, one order, one queue.
+"""What the runtime-level tests share: one set of explicit policies, one order, one queue,
+and a database as the first schema left it.
 
 The policies are spelled out in full, so a changed default in runtime/policies.py cannot
 silently change what these tests prove.
 """
 
 import random
+import sqlite3
+from pathlib import Path
 
 from runtime.clock import SimClock
 from runtime.effects import Effect
 from runtime.policies import Policies
 from runtime.queue import Queue
-from runtime.store import Store
+from runtime.store import APPLICATION_ID, MIGRATIONS, Store, _statements
 
 POLICIES = Policies(
     commit_boundary=True,
@@ -27,3 +30,20 @@ def new_queue(policies: Policies = POLICIES, *, seed: int = 0) -> tuple[Queue, S
     """A queue over a fresh in-memory store, on a SimClock at 0.0, with seeded jitter."""
     clock = SimClock(start=0.0)
     return Queue(Store.memory(), clock, random.Random(seed), policies), clock
+
+
+def schema_1_file(path: Path, *, with_job: bool = False) -> None:
+    """A lab database as the first schema left it (no accounts, no intents), made by hand:
+    what a file written by an older lab looks like when a newer one opens it."""
+    conn = sqlite3.connect(path)
+    for statement in _statements(MIGRATIONS[1]):
+        conn.execute(statement)
+    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    conn.execute("PRAGMA user_version = 1")
+    if with_job:
+        conn.execute(
+            "INSERT INTO jobs (kind, payload, state, max_attempts, run_at, created_at, updated_at)"
+            " VALUES ('award_points', '{}', 'PENDING', 3, 0.0, 0.0, 0.0)"
+        )
+    conn.commit()
+    conn.close()

@@ -6,16 +6,14 @@ between, and read the outcome from the database: the balance row, the effect rec
 the log. INV_008 then checks the balance against the credits recorded.
 """
 
-import sqlite3
-
 import pytest
 
 from runtime import accounts, invariants
 from runtime.errors import Conflict, UsageError
 from runtime.queue import Queue
-from runtime.store import APPLICATION_ID, MIGRATIONS, Store, _statements
+from runtime.store import Store
 from runtime.worker import Worker
-from tests.support import POLICIES, new_queue
+from tests.support import POLICIES, new_queue, schema_1_file
 
 GUARDED = POLICIES
 UNGUARDED = POLICIES.without("compare_and_set")
@@ -136,13 +134,7 @@ def test_an_account_is_opened_once():
 def test_a_database_from_before_accounts_is_checked_read_only_without_error(tmp_path):
     """Schema 1 had no accounts table: checking such a file, read-only, must not need it."""
     path = tmp_path / "v1.db"
-    conn = sqlite3.connect(path)
-    for statement in _statements(MIGRATIONS[1]):
-        conn.execute(statement)
-    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-    conn.execute("PRAGMA user_version = 1")
-    conn.commit()
-    conn.close()
+    schema_1_file(path)
 
     store = Store.open(path, read_only=True)
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from runtime.errors import DatabaseError
-from runtime.store import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION, Store, _statements, dumps
+from runtime.store import APPLICATION_ID, SCHEMA_VERSION, Store, dumps
+from tests.support import schema_1_file
 
 TABLES = {
     "jobs", "executions", "effects", "events", "accounts", "intents", "failure_clusters",
@@ -69,17 +70,7 @@ def test_a_database_of_an_older_schema_is_migrated_on_open_and_keeps_its_rows(tm
     """Schema 2 added `accounts`, 3 `intents`, 4 the derived failure views; a file made at
     schema 1 gains them all, one migration per transaction, and loses nothing it held."""
     path = tmp_path / "v1.db"
-    conn = sqlite3.connect(path)
-    for statement in _statements(MIGRATIONS[1]):
-        conn.execute(statement)
-    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-    conn.execute("PRAGMA user_version = 1")
-    conn.execute(
-        "INSERT INTO jobs (kind, payload, state, max_attempts, run_at, created_at, updated_at)"
-        " VALUES ('award_points', '{}', 'PENDING', 3, 0.0, 0.0, 0.0)"
-    )
-    conn.commit()
-    conn.close()
+    schema_1_file(path, with_job=True)
 
     store = Store.open(path)
 
