@@ -19,6 +19,8 @@ MARKS: dict[str, str] = {
     "job.dead": "a job spent its attempt budget and went to the dead letters",
     "dependency.refused": "a dependency refused a call: it was down, or overloaded",
     "derived.replaced": "a rebuild replaced a derived view's stored rows instead of adding to them",
+    "projection.skipped": "a projection older than the read model's row was delivered and"
+    " changed nothing",
     "store.unavailable": "a transaction could not begin or commit and was rolled back",
     "fault.crash": "the simulator killed a worker after a step",
     "fault.pause": "the simulator paused a worker past its lease (a zombie)",

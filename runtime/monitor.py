@@ -107,6 +107,12 @@ class Monitor:
         """The dependencies offered a retry since INV_009 last looked."""
         self.intents_touched = False
         """An intent or an intent's job was logged since INV_010 last looked."""
+        self.tickets_seen = False
+        """A ticket event was ever folded in: from then on job endings concern INV_012."""
+        self.tickets_touched = False
+        """The read model or its projection jobs changed since INV_012 last looked."""
+        self.ticket_reads: dict[int, Event] = {}
+        """Per ticket, the logged read that saw its newest version so far."""
         self.rebuilds: dict[str, Event] = {}
         """Per derived table, its latest `derived.rebuilt` event."""
         self.found_in_log: dict[str, list[Any]] = defaultdict(list)

@@ -34,6 +34,7 @@ from runtime.errors import (
 from runtime.marks import Marks
 from runtime.policies import GUARDED, Policies
 from runtime.store import Store, Tx, dumps
+from runtime.tickets import projection
 
 REAPER = "reaper"
 _EXPIRED_LEASES = (
@@ -354,7 +355,8 @@ class Queue:
     def _apply(self, tx: Tx, now: float, lease: Lease, effect: Effect) -> None:
         """Record `effect` as applied by the attempt `lease` stands for; a credit also
         writes its account's new balance (runtime.accounts), compare-and-set unless lever
-        `compare_and_set` is off."""
+        `compare_and_set` is off; a ticket's projection, its read-model row
+        (runtime.tickets.projection), when it is newer."""
         effects.apply(
             tx,
             now,
@@ -363,6 +365,10 @@ class Queue:
             execution_id=lease.execution_id,
             worker=lease.worker,
         )
+        if effect.sink == projection.SINK:
+            if not projection.write(tx, now, effect, **_at(lease)):
+                self.marks.hit("projection.skipped")
+            return
         if effect.sink != accounts.SINK:
             return
         try:

@@ -121,6 +121,51 @@ MIGRATIONS: dict[int, str] = {
         PRIMARY KEY (subject, ref)
     );
     """,
+    5: """
+    CREATE TABLE tickets (
+        id         INTEGER PRIMARY KEY,
+        subject    TEXT    NOT NULL CHECK (length(trim(subject)) > 0),
+        message    TEXT    NOT NULL CHECK (length(trim(message)) > 0),
+        status     TEXT    NOT NULL CHECK (status IN ('open', 'in_progress', 'closed')),
+        note       TEXT,
+        version    INTEGER NOT NULL CHECK (version >= 1),
+        created_at REAL    NOT NULL,
+        updated_at REAL    NOT NULL
+    );
+    CREATE TRIGGER tickets_version_grows BEFORE UPDATE ON tickets
+    WHEN NEW.version <= OLD.version
+    BEGIN SELECT RAISE(ABORT, 'a ticket''s version only grows'); END;
+    CREATE TRIGGER tickets_stay_closed BEFORE UPDATE ON tickets
+    WHEN OLD.status = 'closed'
+    BEGIN SELECT RAISE(ABORT, 'a closed ticket is never changed again'); END;
+
+    CREATE TABLE ticket_changes (
+        ticket_id  INTEGER NOT NULL REFERENCES tickets (id),
+        version    INTEGER NOT NULL,
+        command    TEXT    NOT NULL,
+        at         REAL    NOT NULL,
+        PRIMARY KEY (ticket_id, version)
+    ) WITHOUT ROWID;
+    CREATE TRIGGER ticket_changes_are_append_only_update BEFORE UPDATE ON ticket_changes
+    BEGIN SELECT RAISE(ABORT, 'ticket changes are append-only: UPDATE refused'); END;
+    CREATE TRIGGER ticket_changes_are_append_only_delete BEFORE DELETE ON ticket_changes
+    BEGIN SELECT RAISE(ABORT, 'ticket changes are append-only: DELETE refused'); END;
+
+    CREATE TABLE ticket_views (
+        id             INTEGER PRIMARY KEY,
+        subject        TEXT    NOT NULL,
+        status         TEXT    NOT NULL,
+        preview        TEXT    NOT NULL,
+        has_note       INTEGER NOT NULL CHECK (has_note IN (0, 1)),
+        version        INTEGER NOT NULL,
+        schema_version INTEGER NOT NULL,
+        updated_at     REAL    NOT NULL
+    );
+    CREATE TABLE ticket_status_counts (
+        status  TEXT    PRIMARY KEY,
+        tickets INTEGER NOT NULL
+    );
+    """,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 _PRISTINE: bytes | None = None
@@ -169,6 +214,9 @@ class Tx:
 
     def one(self, sql: str, params: tuple | dict = ()) -> sqlite3.Row | None:
         return self._conn.execute(sql, params).fetchone()
+
+    def all(self, sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:
+        return self._conn.execute(sql, params).fetchall()
 
     def event(
         self,

@@ -8,7 +8,7 @@ The same checkers run in tests, in the simulator after every step (runtime.monit
 what they read up to date), and in `fmlab check`.
 
 The rules live in modules by subject (jobs: INV_001 to INV_007, the queue's own rows and
-log; balances, load, intent_log), and this module holds them in order.
+log; balances, load, intent_log, tickets), and this module holds them in order.
 
 Checkers never read fault annotations (`fault.*` events): a failure must be detectable from
 what the runtime itself recorded, not from what the test harness knows it broke.
@@ -38,6 +38,8 @@ from runtime.invariants.jobs import (
     fold_log,
 )
 from runtime.invariants.load import check_retry_load, fold_retry_load
+from runtime.invariants.tickets import FOLDS_ON as TICKET_EVENTS
+from runtime.invariants.tickets import check_read_model, fold_tickets
 from runtime.monitor import Monitor
 from runtime.store import Event, Store
 
@@ -147,6 +149,15 @@ INVARIANTS: tuple[Invariant, ...] = (
         check_derived_fresh,
         fold_rebuilds,
         frozenset({"derived.rebuilt"}),
+    ),
+    Invariant(
+        "INV_012",
+        "Once the queue is quiet the read model equals the projection of the write model, "
+        "and a read's version never decreases.",
+        "safety",
+        check_read_model,
+        fold_tickets,
+        TICKET_EVENTS,
     ),
 )
 BY_ID = {inv.id: inv for inv in INVARIANTS}

@@ -1,0 +1,142 @@
+"""INV_012: the tickets service's read model (runtime.tickets, chapter 09).
+
+Once no projection job is waiting or running, the read model must equal the projection of
+the write model: one row per ticket, each exactly what projecting the ticket's current
+state gives, and status counts that count those rows. While projections are in flight it
+may trail the write model (that is the contract, runtime.tickets.lag), but a reader must
+never see it go back: a ticket read at one version is never read later at an older one,
+nor found missing. Readers that want their reads checked log them (`ticket.read`).
+"""
+
+from typing import Any
+
+from runtime.invariants.evidence import Evidence, Violation
+from runtime.monitor import Monitor
+from runtime.store import Event
+from runtime.tickets.model import PROJECT, all_tickets
+from runtime.tickets.projection import VIEW_COLUMNS, view_row
+
+FOLDS_ON = frozenset(
+    {
+        "ticket.changed",
+        "ticket.projected",
+        "ticket.projection_skipped",
+        "ticket.views_rebuilt",
+        "ticket.read",
+        "job.succeeded",
+        "job.dead",
+    }
+)
+
+
+def fold_tickets(m: Monitor, event: Event) -> None:
+    """Note that the read model may have changed, and check each logged read against the
+    newest version the same reader saw of that ticket before."""
+    if event.type.startswith("ticket."):
+        m.tickets_seen = True
+    if not m.tickets_seen:
+        return
+    m.tickets_touched = True
+    if event.type != "ticket.read":
+        return
+    ticket, version = event.detail["ticket"], event.detail["version"]
+    seen = m.ticket_reads.get(ticket)
+    if seen is not None and (version is None or version < seen.detail["version"]):
+        shown = "no row" if version is None else f"version {version}"
+        m.found_in_log["INV_012"].append(
+            Violation(
+                "INV_012",
+                f"ticket {ticket} was read at version {seen.detail['version']}, then at"
+                f" {shown}: the read model went back",
+                Evidence(events=(seen.seq, event.seq)),
+            )
+        )
+    if version is not None and (seen is None or version > seen.detail["version"]):
+        m.ticket_reads[ticket] = event
+
+
+def check_read_model(m: Monitor, final: bool) -> list[Violation]:
+    """INV_012: the read model equals the projection of the write model once the queue is
+    quiet, and a read's version never decreases."""
+    violations = list(m.found_in_log.get("INV_012", ()))
+    if not (m.tickets_touched or final) or m.store.schema_version() < 5:
+        return violations
+    m.tickets_touched = False
+    busy = m.store.one(
+        "SELECT count(*) FROM jobs WHERE kind = ? AND state IN ('PENDING', 'RUNNING')", (PROJECT,)
+    )[0]
+    if busy:
+        return violations
+    return violations + _differences(m)
+
+
+def _differences(m: Monitor) -> list[Violation]:
+    store = m.store
+    given = {t.id: view_row(t.state()) for t in all_tickets(store)}
+    stored = {
+        row[0]: tuple(row)
+        for row in store.tuples(f"SELECT {', '.join(VIEW_COLUMNS)} FROM ticket_views")
+    }
+    violations = []
+    for ticket in sorted(given.keys() | stored.keys()):
+        want, have = given.get(ticket), stored.get(ticket)
+        if want == have:
+            continue
+        violations.append(
+            Violation("INV_012", _difference(ticket, want, have), _evidence(m, ticket))
+        )
+    counted: dict[str, int] = {}
+    for row in given.values():
+        counted[row[2]] = counted.get(row[2], 0) + 1
+    counts = {
+        s: n for s, n in store.tuples("SELECT status, tickets FROM ticket_status_counts") if n
+    }
+    if counts != counted:
+        violations.append(
+            Violation(
+                "INV_012",
+                f"the status counts say {_counts(counts)}, but the write model has"
+                f" {_counts(counted)}",
+            )
+        )
+    return violations
+
+
+def _difference(ticket: int, want: tuple[Any, ...] | None, have: tuple[Any, ...] | None) -> str:
+    if have is None:
+        return (
+            f"ticket {ticket} is in the write model at version {want[5]} but not in the read model"
+        )
+    if want is None:
+        return f"the read model holds ticket {ticket}, which the write model does not"
+    wrong = [
+        f"{name} {have[i]!r} instead of {want[i]!r}"
+        for i, name in enumerate(VIEW_COLUMNS)
+        if have[i] != want[i]
+    ]
+    return f"ticket {ticket}'s read-model row has " + ", ".join(wrong)
+
+
+def _evidence(m: Monitor, ticket: int) -> Evidence:
+    """The ticket's projection jobs, and its latest change and projection events."""
+    jobs = tuple(
+        row[0]
+        for row in m.store.tuples(
+            "SELECT id FROM jobs WHERE kind = ? AND json_extract(payload, '$.ticket') = ?"
+            " ORDER BY id",
+            (PROJECT, ticket),
+        )
+    )
+    seqs = tuple(
+        row[0]
+        for row in m.store.tuples(
+            "SELECT max(seq) FROM events WHERE type IN ('ticket.changed', 'ticket.projected')"
+            " AND json_extract(detail, '$.ticket') = ? GROUP BY type ORDER BY 1",
+            (ticket,),
+        )
+    )
+    return Evidence(jobs, (), seqs)
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "none"

@@ -1,0 +1,99 @@
+"""The projector: a ticket's state as of one version, made into its read-model row.
+
+A projection job carries the ticket as it was at one version (runtime.tickets.model), so
+projecting is a pure function of the job; the write to the read model is the effect of
+the job, written at its commit by the runtime (effect sink `ticket_views`). Deliveries
+can repeat and arrive out of order (at-least-once delivery, retries, several workers), so
+the write goes through only when its version is newer than the row's, decided by the
+database in the same statement that writes: there is no moment between a check and a
+write for another projector to slip into. A write that is not newer changes nothing and
+says so (`ticket.projection_skipped`).
+
+The status counts (`ticket_status_counts`, how many tickets are open, in progress,
+closed) move in the same transaction, and only when the row did: a repeat cannot count
+a ticket twice.
+"""
+
+from typing import TYPE_CHECKING, Any
+
+from runtime.effects import Effect
+from runtime.store import Tx
+
+if TYPE_CHECKING:
+    from runtime.queue import Job
+
+SINK = "ticket_views"
+"""The effect sink of a projection: the read model."""
+VIEW_SCHEMA_VERSION = 1
+"""The shape of a read-model row; a rebuild writes every row at this version."""
+PREVIEW_CHARS = 50
+VIEW_COLUMNS = (
+    "id", "subject", "status", "preview", "has_note", "version", "schema_version", "updated_at",
+)  # fmt: skip
+_UPSERT = f"""
+INSERT INTO ticket_views ({", ".join(VIEW_COLUMNS)}) VALUES ({", ".join("?" * len(VIEW_COLUMNS))})
+ON CONFLICT (id) DO UPDATE SET
+    {", ".join(f"{c} = excluded.{c}" for c in VIEW_COLUMNS[1:])}
+WHERE excluded.version > ticket_views.version
+"""
+
+
+def preview(message: str) -> str:
+    """The first 50 characters of a message, and an ellipsis when there was more."""
+    return message if len(message) <= PREVIEW_CHARS else message[:PREVIEW_CHARS] + "…"
+
+
+def view_row(state: dict[str, Any]) -> tuple[Any, ...]:
+    """The read-model row of a ticket's state (as `Ticket.state()` gives it), in
+    VIEW_COLUMNS order."""
+    return (
+        state["ticket"],
+        state["subject"],
+        state["status"],
+        preview(state["message"]),
+        int(bool(state["note"])),
+        state["version"],
+        VIEW_SCHEMA_VERSION,
+        state["updated_at"],
+    )
+
+
+def project(job: "Job") -> Effect:
+    """The projection job's handler. The effect's key is the job's own: a repeat of this
+    job is absorbed by the runtime's commit boundary, and a second job carrying the same
+    version is the projector's to absorb, by version."""
+    return Effect(SINK, f"job-{job.id}", job.payload)
+
+
+def write(tx: Tx, at: float, effect: Effect, **who: Any) -> bool:
+    """Write the projection if its version is newer than the row's; returns whether it did.
+    Inside the commit's transaction; `who` names the execution, for its event."""
+    row = view_row(effect.detail)
+    ticket, version = row[0], row[5]
+    before = tx.one("SELECT status, version FROM ticket_views WHERE id = ?", (ticket,))
+    written = tx.execute(_UPSERT, row).rowcount == 1
+    if not written:
+        tx.event(
+            at, "ticket.projection_skipped", **who, ticket=ticket, version=version,
+            view_version=before["version"],
+        )  # fmt: skip
+        return False
+    if before is not None:
+        _count(tx, before["status"], -1)
+    _count(tx, row[2], +1)
+    tx.event(
+        at, "ticket.projected", **who, ticket=ticket, version=version,
+        replaced=0 if before is None else before["version"],
+    )  # fmt: skip
+    return True
+
+
+def _count(tx: Tx, status: str, delta: int) -> None:
+    tx.execute(
+        "INSERT INTO ticket_status_counts (status, tickets) VALUES (?, ?)"
+        " ON CONFLICT (status) DO UPDATE SET tickets = tickets + excluded.tickets",
+        (status, delta),
+    )
+
+
+HANDLERS = {"ticket.project": project}

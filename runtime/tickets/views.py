@@ -1,0 +1,144 @@
+"""The read model: what readers of tickets see, and its rebuild by replay.
+
+The read model is derived and disposable: whatever happens to it, the write model can
+make it again. A rebuild must never show readers an empty or half-filled view, and it
+must not stop the projector for as long as it runs. So it fills a shadow table from the
+write model a batch at a time, each batch a short transaction of its own, while the
+projector goes on writing to the live table; then, in one transaction, it takes into the
+shadow every live row that a projection made newer in the meantime (never one newer than
+the write model itself: that row is corrupt, and the rebuild is what mends it), recounts the
+statuses, and swaps the shadow in. A reader sees the old table or the new one, whole.
+
+Every rebuild has a shadow table of its own, named after the event that started it, so
+two rebuilds can run at once: the second swap takes in what the first swapped in, by
+version. A shadow left by a rebuild that died is dropped by the next rebuild once it is
+an hour old.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+from runtime.clock import Clock
+from runtime.store import Store
+from runtime.tickets.projection import VIEW_COLUMNS, view_row
+
+REBUILD_BATCH = 500
+"""Tickets per transaction while a rebuild fills its shadow."""
+SHADOW_PREFIX = "ticket_views_shadow_"
+STALE_SHADOW_S = 3600.0
+_COLUMNS = ", ".join(VIEW_COLUMNS)
+
+
+@dataclass(frozen=True)
+class TicketView:
+    id: int
+    subject: str
+    status: str
+    preview: str
+    has_note: bool
+    version: int
+    schema_version: int
+    updated_at: float
+
+
+@dataclass(frozen=True)
+class Rebuilt:
+    tickets: int
+    """Rows in the swapped-in table."""
+    taken_from_live: int
+    """Live rows a projection made newer while the shadow was filled."""
+    batches: int
+
+
+def get_view(store: Store, ticket_id: int) -> TicketView | None:
+    row = store.one(f"SELECT {_COLUMNS} FROM ticket_views WHERE id = ?", (ticket_id,))
+    return None if row is None else _view(row)
+
+
+def list_views(
+    store: Store, *, status: str | None = None, after: int = 0, limit: int = 100
+) -> list[TicketView]:
+    """Views in id order, after id `after` (keyset pagination), at most `limit`."""
+    where, params = "id > ?", [after]
+    if status is not None:
+        where += " AND status = ?"
+        params.append(status)
+    rows = store.all(
+        f"SELECT {_COLUMNS} FROM ticket_views WHERE {where} ORDER BY id LIMIT ?", (*params, limit)
+    )
+    return [_view(row) for row in rows]
+
+
+def status_counts(store: Store) -> dict[str, int]:
+    rows = store.all("SELECT status, tickets FROM ticket_status_counts ORDER BY status")
+    return {row[0]: row[1] for row in rows if row[1]}
+
+
+def rebuild(store: Store, clock: Clock, *, batch: int = REBUILD_BATCH) -> Rebuilt:
+    """Rebuild the read model from the write model and swap it in (see the module)."""
+    with store.transaction() as tx:
+        seq = tx.event(clock.now(), "ticket.rebuild_started")
+        _drop_stale_shadows(tx, clock.now())
+        live_sql = tx.one("SELECT sql FROM sqlite_master WHERE name = 'ticket_views'")[0]
+        shadow = f"{SHADOW_PREFIX}{seq}"
+        tx.execute(live_sql.replace("ticket_views", shadow, 1))
+    after, batches = 0, 0
+    while True:
+        with store.transaction() as tx:
+            rows = tx.all("SELECT * FROM tickets WHERE id > ? ORDER BY id LIMIT ?", (after, batch))
+            for row in rows:
+                state = {**dict(row), "ticket": row["id"]}
+                tx.execute(
+                    f"INSERT INTO {shadow} ({_COLUMNS}) VALUES"
+                    f" ({', '.join('?' * len(VIEW_COLUMNS))})",
+                    view_row(state),
+                )
+        batches += 1
+        if len(rows) < batch:
+            break
+        after = rows[-1]["id"]
+    with store.transaction() as tx:
+        taken = tx.execute(
+            f"INSERT INTO {shadow} ({_COLUMNS}) SELECT {_COLUMNS} FROM ticket_views AS live"
+            " WHERE live.version <= (SELECT t.version FROM tickets t WHERE t.id = live.id)"
+            " ON CONFLICT (id) DO UPDATE SET "
+            + ", ".join(f"{c} = excluded.{c}" for c in VIEW_COLUMNS[1:])
+            + f" WHERE excluded.version > {shadow}.version",
+        ).rowcount
+        tx.execute("DROP TABLE ticket_views")
+        tx.execute(f"ALTER TABLE {shadow} RENAME TO ticket_views")
+        tx.execute("DELETE FROM ticket_status_counts")
+        tx.execute(
+            "INSERT INTO ticket_status_counts (status, tickets)"
+            " SELECT status, count(*) FROM ticket_views GROUP BY status"
+        )
+        tickets = tx.one("SELECT count(*) FROM ticket_views")[0]
+        tx.event(
+            clock.now(), "ticket.views_rebuilt", started=seq, tickets=tickets,
+            taken_from_live=taken, batches=batches,
+        )  # fmt: skip
+    return Rebuilt(tickets, taken, batches)
+
+
+def _drop_stale_shadows(tx: Any, now: float) -> None:
+    """Drop the shadow tables of rebuilds that started over an hour ago: they died."""
+    for (name,) in tx.all(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE ?",
+        (SHADOW_PREFIX + "%",),
+    ):
+        started = tx.one("SELECT at FROM events WHERE seq = ?", (int(name[len(SHADOW_PREFIX) :]),))
+        if started is None or now - started[0] > STALE_SHADOW_S:
+            tx.execute(f"DROP TABLE {name}")
+
+
+def _view(row: Any) -> TicketView:
+    return TicketView(
+        id=row[0],
+        subject=row[1],
+        status=row[2],
+        preview=row[3],
+        has_note=bool(row[4]),
+        version=row[5],
+        schema_version=row[6],
+        updated_at=row[7],
+    )
