@@ -9,6 +9,8 @@
 #   make explore FM=1 SEEDS=100000 [POLICY=guarded] [SCHEDULER=pct]   search seeds, shrink
 #   make replay FM=1 SEED=17 (or TAPE=file)   replay one explored run, byte for byte
 #   make bench-sim       the simulator's speed, beside raw SQLite and Hypothesis
+#   make serve [DB=lab.db] [PORT=8000]   the tickets API, with its projector
+#   make fuzz-api [EXAMPLES=50] [SEED=1]   schemathesis against a started tickets API
 
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -22,7 +24,8 @@ NPROC := $(shell nproc 2>/dev/null || echo 1)
 WORLD = --policy $(or $(POLICY),baseline) --scheduler $(or $(SCHEDULER),random) \
   $(if $(JOBS),--jobs $(JOBS)) $(if $(WORKERS),--workers $(WORKERS))
 
-.PHONY: help sync test lint fmt demo new-fm index check-index explore replay bench-sim
+.PHONY: help sync test lint fmt demo new-fm index check-index explore replay bench-sim serve \
+  fuzz-api
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -72,6 +75,24 @@ replay: sync
 
 bench-sim: sync
 	$(RUN) python -m bench.sim
+
+serve: sync
+	$(RUN) fmlab serve --db $(or $(DB),lab.db) --port $(or $(PORT),8000)
+
+# A fresh database, a real server on a free loopback port, schemathesis over its OpenAPI
+# schema (every check: no 5xx, responses as documented); then the projector runs until
+# quiet and every invariant is checked over what the fuzzing left behind.
+fuzz-api: sync
+	@$(UV) sync --locked --quiet --group fuzz
+	@dir=$$(mktemp -d); trap 'kill $$server 2>/dev/null || true; rm -rf "$$dir"' EXIT; \
+	  $(RUN) fmlab serve --db "$$dir/fuzz.db" --port 0 > "$$dir/address" & server=$$!; \
+	  for _ in $$(seq 100); do [ -s "$$dir/address" ] && break; sleep 0.1; done; \
+	  url=$$(awk '{print $$NF}' "$$dir/address"); test -n "$$url"; \
+	  $(UV) run --locked --quiet --group fuzz schemathesis run "$$url/openapi.json" \
+	    --checks all --max-examples $(or $(EXAMPLES),50) --seed $(or $(SEED),1) --no-color; \
+	  kill -TERM $$server; wait $$server; \
+	  $(RUN) fmlab project --db "$$dir/fuzz.db" --until-quiet > /dev/null; \
+	  $(RUN) fmlab check --db "$$dir/fuzz.db" --final
 
 # make test-fmN / test-fmN-fix for every failure mode number N. GNU make picks the rule with
 # the shorter stem, so test-fm1-fix goes to the -fix rule.

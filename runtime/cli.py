@@ -16,6 +16,7 @@ from typing import NoReturn
 
 from runtime import cli_explore as explorer
 from runtime import cli_intents as intent_commands
+from runtime import cli_tickets as ticket_commands
 from runtime import invariants, timeline
 from runtime.clock import SystemClock
 from runtime.errors import UsageError
@@ -36,8 +37,9 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _whole(name: str, least: int) -> Callable[[str], int]:
-    """An argparse type: a whole number, `least` or more, named in its error message."""
+def _whole(name: str, least: int, most: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number, `least` or more (and `most` or less), named in its
+    error message."""
 
     def parse(text: str) -> int:
         try:
@@ -49,6 +51,8 @@ def _whole(name: str, least: int) -> Callable[[str], int]:
         if number < least:
             floor = "must not be negative" if least == 0 else f"must be at least {least}"
             raise argparse.ArgumentTypeError(f"{name} {floor}, got {number}")
+        if most is not None and number > most:
+            raise argparse.ArgumentTypeError(f"{name} must be at most {most}, got {number}")
         return number
 
     return parse
@@ -56,6 +60,7 @@ def _whole(name: str, least: int) -> Callable[[str], int]:
 
 _seed = _whole("seed", 0)
 _count = _whole("count", 1)
+_port = _whole("port", 0, 65535)
 
 
 def _world_options(parser: argparse.ArgumentParser) -> None:
@@ -145,6 +150,7 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument("--db", type=Path, default=Path("lab.db"))
     submit.add_argument("--key", default=None, help="idempotency key")
     intent_commands.add_commands(commands, _count, _seed)
+    ticket_commands.add_commands(commands, _port)
     return parser
 
 
@@ -212,6 +218,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             store.close()
     if args.command in intent_commands.COMMANDS:
         return intent_commands.run(args)
+    if args.command in ticket_commands.COMMANDS:
+        return ticket_commands.run(args)
     if args.command == "submit":
         try:
             payload = json.loads(args.payload)

@@ -21,7 +21,6 @@ from typing import Any, NamedTuple
 from runtime.errors import DatabaseError, StoreUnavailable
 
 APPLICATION_ID = 0x464D4C42  # "FMLB": marks a database as this lab's.
-SQLITE_HEADER = b"SQLite format 3\x00"
 BUSY_TIMEOUT_S = 5.0
 
 MIGRATIONS: dict[int, str] = {
@@ -413,12 +412,17 @@ def _read_only_uri(file: Path) -> str:
 
 
 def _inspect(file: Path) -> None:
-    """Refuse, before writing anything, a file that is not a lab database we can open."""
-    with file.open("rb") as handle:
-        header = handle.read(len(SQLITE_HEADER))
-    if header != SQLITE_HEADER:
-        what = "empty" if not header else "not a SQLite database"
-        raise DatabaseError(f"{file}: {what}; refusing to touch it")
+    """Refuse, before writing anything, a file that is not a lab database we can open.
+
+    The file is read only through SQLite, never opened with plain I/O: closing any other
+    descriptor on a database file drops every POSIX lock this process holds on it ("How
+    To Corrupt An SQLite Database File", section 2.2). A server opens a Store per request
+    thread; when one of those opens read the header by hand, another process closing its
+    connection found no other holder, checkpointed, and deleted the WAL under the
+    server's connections, and the file was corrupt (tests/test_store.py).
+    """
+    if file.stat().st_size == 0:
+        raise DatabaseError(f"{file}: empty; refusing to touch it")
     try:
         conn = sqlite3.connect(_read_only_uri(file), uri=True)
         try:
@@ -430,6 +434,8 @@ def _inspect(file: Path) -> None:
         finally:
             conn.close()
     except sqlite3.DatabaseError as error:
+        if getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_NOTADB:
+            raise DatabaseError(f"{file}: not a SQLite database; refusing to touch it") from None
         raise DatabaseError(f"{file}: corrupt database ({error})") from None
     if app_id != APPLICATION_ID:
         raise DatabaseError(f"{file}: not a failure-mode-lab database (application_id {app_id})")

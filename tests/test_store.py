@@ -6,6 +6,8 @@ and sqlite-utils' habit of testing against real SQLite files, not mocks.
 """
 
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -317,3 +319,29 @@ def test_dumps_refuses_what_json_cannot_hold(value):
     later with a less helpful error, so refuse them here."""
     with pytest.raises(ValueError, match="JSON compliant"):
         dumps({"points": value})
+
+
+def test_opening_a_store_keeps_the_locks_that_other_connections_of_this_process_hold(tmp_path):
+    """A server opens a Store per request thread while other threads' connections are
+    open. The open must not read the file by hand: closing that descriptor drops this
+    process's POSIX locks on it, and another process that then closes its own connection
+    believes it is the last one, checkpoints, and deletes the WAL file under everyone
+    still using it (the corruption a rebuild under load once showed)."""
+    path = tmp_path / "lab.db"
+    holder = Store.open(path)
+    holder.one("SELECT count(*) FROM events")
+    Store.open(path).close()  # a second open, in this process, while `holder` is open
+
+    other = subprocess.run([sys.executable, "-c", _WRITE_AND_CLOSE, str(path)], check=True)
+
+    assert other.returncode == 0
+    assert Path(f"{path}-wal").exists(), "the WAL was deleted while a connection used it"
+    holder.close()
+
+
+_WRITE_AND_CLOSE = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("INSERT INTO events (at, type, detail) VALUES (0, 'lab.note', '{}')")
+conn.close()
+"""

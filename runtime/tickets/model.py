@@ -147,6 +147,10 @@ def _text(name: str, value: Any, longest: int) -> str:
         raise UsageError(f"{name} must be a non-empty string")
     if len(value) > longest:
         raise UsageError(f"{name} is {len(value)} characters; at most {longest}")
+    try:
+        value.encode()
+    except UnicodeEncodeError:  # a lone surrogate, which JSON can carry and UTF-8 cannot
+        raise UsageError(f"{name} is not valid Unicode text") from None
     return value
 
 

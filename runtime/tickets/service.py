@@ -9,15 +9,20 @@ waits between polls until it is told to stop.
 
 import random
 import threading
+from dataclasses import replace
 
 from runtime.clock import Clock, SimClock
+from runtime.errors import StoreUnavailable
 from runtime.policies import GUARDED, Policies
 from runtime.queue import Queue
 from runtime.store import Store
 from runtime.tickets.projection import HANDLERS
 from runtime.worker import Worker
 
-POLICIES: Policies = GUARDED
+POLICIES: Policies = replace(GUARDED, lease_s=2.0)
+"""GUARDED, with a short lease: a projection takes milliseconds, and a projector that dies
+holding one should not hold its ticket's newer versions back for long. A lease that runs
+out on a slow projection costs only a repeat, which the projector absorbs by version."""
 POLL_S = 0.05
 """How long an idle projector waits before it looks for work again (a real clock only)."""
 
@@ -45,13 +50,22 @@ def project_until_quiet(queue: Queue, workers: int = 1, *, name: str = "projecto
         simulated.set(max(deadline, simulated.now()))
 
 
-def project_forever(queue: Queue, stop: threading.Event, *, name: str = "projector") -> None:
+def project_forever(
+    queue: Queue, stop: threading.Event, *, wake: threading.Event | None = None,
+    name: str = "projector",
+) -> None:  # fmt: skip
     """One projector on a real clock until `stop` is set: run whatever is ready, sweep
-    expired leases (a projector that died holding one), then wait a poll."""
+    expired leases (a projector that died holding one), then wait a poll, or until `wake`
+    is set (by a command in the same process, so its projection need not wait the poll)."""
     worker = Worker(name, queue, HANDLERS)
+    wake = wake or threading.Event()
     while not stop.is_set():
-        if queue.has_expired_lease():
-            queue.reap()
-        if worker.run_one():
-            continue
-        stop.wait(POLL_S)
+        try:
+            if queue.has_expired_lease():
+                queue.reap()
+            if worker.run_one():
+                continue
+        except StoreUnavailable:  # the file stayed locked past the busy timeout: try again
+            queue.marks.hit("store.unavailable")
+        if wake.wait(POLL_S):
+            wake.clear()
