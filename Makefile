@@ -6,9 +6,11 @@
 #   make new-fm NAME=x   scaffold the next failure mode
 #   make index           regenerate docs/failure_mode_index.md
 #   make check-index     measure every row again and fail if the index is stale (CI runs it)
+#   make gate            every FM's guarded world held for seeds 500-999 (CI runs it)
 #   make explore FM=1 SEEDS=100000 [POLICY=guarded] [SCHEDULER=pct]   search seeds, shrink
 #   make replay FM=1 SEED=17 (or TAPE=file)   replay one explored run, byte for byte
 #   make bench-sim       the simulator's speed, beside raw SQLite and Hypothesis
+#   make bench-tickets   the tickets service's lag and throughput over real HTTP
 #   make serve [DB=lab.db] [PORT=8000]   the tickets API, with its projector
 #   make fuzz-api [EXAMPLES=50] [SEED=1]   schemathesis against a started tickets API
 
@@ -24,8 +26,8 @@ NPROC := $(shell nproc 2>/dev/null || echo 1)
 WORLD = --policy $(or $(POLICY),baseline) --scheduler $(or $(SCHEDULER),random) \
   $(if $(JOBS),--jobs $(JOBS)) $(if $(WORKERS),--workers $(WORKERS))
 
-.PHONY: help sync test lint fmt demo new-fm index check-index explore replay bench-sim serve \
-  fuzz-api
+.PHONY: help sync test lint fmt demo new-fm index check-index gate explore replay bench-sim serve \
+  fuzz-api bench-tickets
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -37,7 +39,10 @@ sync:
 test: sync
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
-	$(PYTEST) -n auto
+	$(PYTEST) -n auto -m "not campaign"
+
+gate: sync
+	$(PYTEST) -n auto -m campaign
 
 lint: sync
 	$(RUN) ruff check .
@@ -75,6 +80,9 @@ replay: sync
 
 bench-sim: sync
 	$(RUN) python -m bench.sim
+
+bench-tickets: sync
+	$(RUN) python -m bench.tickets
 
 serve: sync
 	$(RUN) fmlab serve --db $(or $(DB),lab.db) --port $(or $(PORT),8000)

@@ -12,17 +12,16 @@ figures would not. The figures are printed and written into docs/benchmarks.md, 
 import functools
 import os
 import platform
-import re
 import sqlite3
 import sys
 import textwrap
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from hypothesis import settings
 from hypothesis.stateful import run_state_machine_as_test
 
+from bench import doc
 from failure_modes.FM_001_duplicate_retry import scenario
 from failure_modes.machine import machine_for
 from runtime.explore import explore
@@ -44,14 +43,6 @@ SEEDS_PER_S_GOAL, SEEDS_PER_S_STRETCH = 1_000, 2_000
 """Standard-scenario seeds a second on 2 processes."""
 OVER_HYPOTHESIS_GOAL = 20
 """Simulator steps a second, as a multiple of the Hypothesis machine's."""
-DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
-TITLE = "# Benchmarks"
-INTRO = (
-    "Every figure here is written by a benchmark, never typed: each section is replaced\n"
-    "whole when its make target runs. The figures of one section are measured side by\n"
-    "side, in one run on one machine, so compare ratios rather than absolute numbers\n"
-    "across machines."
-)
 HEADING = "## Simulator"
 
 
@@ -221,21 +212,6 @@ def section(f: Figures) -> str:
     return "\n".join(lines) + "\n"
 
 
-def with_section(document: str, new: str) -> str:
-    """`document` with its `## Simulator` section (up to the next `## ` heading or the
-    end) replaced by `new`, or `new` appended when it has none."""
-    match = re.search(rf"^{re.escape(HEADING)}\n.*?(?=^## |\Z)", document, re.M | re.S)
-    if match is None:
-        return document.rstrip("\n") + "\n\n" + new
-    following = "\n" if match.end() < len(document) else ""
-    return document[: match.start()] + new + following + document[match.end() :]
-
-
-def write(new: str, path: Path = DOC) -> None:
-    document = path.read_text() if path.exists() else f"{TITLE}\n\n{INTRO}\n"
-    path.write_text(with_section(document, new))
-
-
 def main() -> None:
     print(
         f"measuring: the explorer on {SEEDS[1]:,} and {SEEDS[2]:,} seeds, "
@@ -245,8 +221,8 @@ def main() -> None:
     )
     text = section(measure())
     print(text, end="")
-    write(text)
-    print(f"\nwrote the {HEADING.removeprefix('## ')} section of docs/{DOC.name}")
+    doc.write(HEADING, text)
+    print(f"\nwrote the {HEADING.removeprefix('## ')} section of docs/{doc.DOC.name}")
 
 
 if __name__ == "__main__":

@@ -49,8 +49,9 @@ def run(args: argparse.Namespace) -> int:
         if args.command == "rebuild":
             done = views.rebuild(store, SystemClock())
             print(
-                f"rebuilt ticket_views: {done.tickets} tickets, {done.taken_from_live} taken"
-                f" from live projections, {done.batches} batches"
+                f"rebuilt ticket_views: {_count(done.tickets, 'ticket')},"
+                f" {done.taken_from_live} taken from live projections,"
+                f" {_count(done.batches, 'batch', 'batches')}"
             )
             return 0
         queue = service.queue(store, SystemClock())
@@ -64,6 +65,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     finally:
         store.close()
+
+
+def _count(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else many or one + 's'}"
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -21,6 +21,8 @@ MARKS: dict[str, str] = {
     "derived.replaced": "a rebuild replaced a derived view's stored rows instead of adding to them",
     "projection.skipped": "a projection older than the read model's row was delivered and"
     " changed nothing",
+    "rebuild.swapped": "a rebuild of the read model swapped its shadow table in whole",
+    "read.during_rebuild": "a reader read the read model while a rebuild of it was under way",
     "store.unavailable": "a transaction could not begin or commit and was rolled back",
     "fault.crash": "the simulator killed a worker after a step",
     "fault.pause": "the simulator paused a worker past its lease (a zombie)",

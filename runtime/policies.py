@@ -54,6 +54,18 @@ class Policies:
     replace_derived: bool = True
     """A rebuild of a derived view (failure clusters, severities) replaces the table whole
     with a fresh computation; it never adds to what an earlier rebuild wrote (FM_014)."""
+    ticket_outbox: bool = True
+    """A ticket's change and the job that projects it commit in one transaction (a
+    transactional outbox), never the change first and the job after it (FM_016)."""
+    version_guard: bool = True
+    """A projection is written to the read model only when its version is newer than the
+    row's: a late or repeated delivery changes nothing (FM_017)."""
+    conditional_write: bool = True
+    """The projector's version check is part of the write, one statement the database
+    decides; never a version read earlier and a write made later on its strength (FM_018)."""
+    shadow_swap: bool = True
+    """A rebuild of the read model fills a shadow table and swaps it in whole; it never
+    empties the live table and fills it again while readers read it (FM_019)."""
     ack_after_commit: bool = True
     """A job is acknowledged only once its work is committed, never on receipt (FM_012)."""
 

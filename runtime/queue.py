@@ -366,7 +366,7 @@ class Queue:
             worker=lease.worker,
         )
         if effect.sink == projection.SINK:
-            if not projection.write(tx, now, effect, **_at(lease)):
+            if not projection.write(tx, now, effect, self.policies, **_at(lease)):
                 self.marks.hit("projection.skipped")
             return
         if effect.sink != accounts.SINK:
@@ -381,8 +381,14 @@ class Queue:
 
     def read_for(self, effect: Effect) -> Effect:
         """The read a read-modify-write effect starts from (a credit: its account's balance
-        and version, runtime.accounts); any other effect as it is. A read: not fenced."""
-        return accounts.read(self.store, effect) if effect.sink == accounts.SINK else effect
+        and version, runtime.accounts; without lever `conditional_write`, a projection: its
+        row's version, runtime.tickets.projection); any other effect as it is. A read: not
+        fenced."""
+        if effect.sink == accounts.SINK:
+            return accounts.read(self.store, effect)
+        if effect.sink == projection.SINK and not self.policies.conditional_write:
+            return projection.read(self.store, effect)
+        return effect
 
     def _apply_once(
         self, tx: Tx, now: float, lease: Lease, effect: Effect, *, scope: int | None

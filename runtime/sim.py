@@ -22,7 +22,7 @@ import sqlite3
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from runtime import accounts, dependency
 from runtime.choices import Choice, Choices, decisions
@@ -94,6 +94,34 @@ class JobSpec:
     """The idempotency key the client submits with (and repeats, if its submit is retried)."""
 
 
+class Actors(Protocol):
+    """A system built on the runtime brings actors of its own into a run (the tickets
+    service: a client sending commands, a reader, an operator who rebuilds): the scheduler
+    interleaves them with the workers and the reaper, and checks every invariant after
+    each of their steps as after a worker's. One Actors lives for one run."""
+
+    names: tuple[str, ...]
+    """Every actor it may offer (PCT draws their priorities up front)."""
+    jobs: int
+    """How many jobs its actors will create: the run's step budget grows with them."""
+
+    def ready(self) -> list[str]:
+        """The actors that can take a step now."""
+
+    def act(self, actor: str) -> str:
+        """Take one step of `actor` (faults included, drawn from the run's tape); returns
+        the step's name."""
+
+    def heal(self) -> None:
+        """The liveness phase begins: no more faults."""
+
+
+class World(Protocol):
+    """What a scenario names to bring a system's actors into its runs."""
+
+    def begin(self, sim: "Simulation") -> Actors: ...
+
+
 @dataclass(frozen=True)
 class Scenario:
     jobs: tuple[JobSpec, ...]
@@ -121,6 +149,8 @@ class Scenario:
     rebuild_views: bool = False
     """An operator rebuilds the derived failure views (clusters, severities) whenever
     failures were logged since its last rebuild: one more actor the scheduler picks."""
+    world: World | None = None
+    """A system built on the runtime, whose actors join the run (runtime.tickets.world)."""
 
 
 @dataclass
@@ -231,6 +261,8 @@ class Simulation:
         self._actor_labels: dict[tuple[str, ...], str] = {}
         self._priorities: dict[str, int] = {}
         self._change_points: list[int] = []
+        self.actors = None if scenario.world is None else scenario.world.begin(self)
+        """The actors of the scenario's world, if it has one; they may not write yet."""
         if scheduler == "pct":
             self._draw_priorities()
         for declared in scenario.dependencies:
@@ -314,6 +346,15 @@ class Simulation:
             return
         self.client_step()
 
+    def act(self, actor: str) -> str:
+        """Scripted: one step of an actor of the scenario's world (`Scenario.world`), then
+        the checks, as after any step; returns the step's name."""
+        if self.actors is None or actor not in self.actors.names:
+            raise ValueError(f"no actor {actor!r} in this scenario's world")
+        step = self.actors.act(actor)
+        self._after_step(actor, step)
+        return step
+
     def rebuild(self) -> None:
         """The operator rebuilds the derived failure views (runtime.observe)."""
         now, policies = self.clock.now(), self.scenario.policies
@@ -353,6 +394,7 @@ class Simulation:
         """Explore: faults fire while the actors interleave (safety), then the faults heal
         and the run goes on until nothing is left to do, or its steps run out (liveness)."""
         jobs = len(self.scenario.jobs) + 2 * len(self.scenario.intents)  # a projection, a sync
+        jobs += 0 if self.actors is None else self.actors.jobs
         steps_max = STEPS_PER_JOB * max(1, jobs)
         self._interleave(steps_max // 2)
         if not self._stopped():
@@ -395,6 +437,8 @@ class Simulation:
                 self.rebuild()
             elif actor == CLIENT:
                 self._client_turn()
+            elif self.actors is not None and actor in self.actors.names:
+                self._after_step(actor, self.actors.act(actor))
             else:
                 self._step(actor)
             self.clock.advance(self.choices.below(self.scenario.step_ms_max + 1, "step ms") / 1000)
@@ -413,6 +457,8 @@ class Simulation:
             actors.append(OPERATOR)
         if self._client is not None or self._unrecorded:
             actors.append(CLIENT)
+        if self.actors is not None:
+            actors += self.actors.ready()
         return actors
 
     def _next_actor(self, actors: list[str]) -> str:
@@ -434,6 +480,7 @@ class Simulation:
             REAPER,
             *([OPERATOR] if self.scenario.rebuild_views else []),
             *([CLIENT] if self.scenario.clients_record else []),
+            *(() if self.actors is None else self.actors.names),
         ]
         rank = len(remaining)
         while remaining:
@@ -464,6 +511,8 @@ class Simulation:
         self._db_error_armed.clear()
         for wall in self.walls.values():  # NTP has caught up: every wall reads the store's time
             wall.offset = 0.0
+        if self.actors is not None:
+            self.actors.heal()
 
     # --- internals: one step ---------------------------------------------------------
 

@@ -13,6 +13,7 @@ Schema versions are `PRAGMA user_version`; ownership is `PRAGMA application_id`.
 
 import json
 import sqlite3
+import threading
 import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
@@ -239,33 +240,69 @@ class Tx:
 
 
 class Transaction:
-    """`with store.transaction() as tx:` (a class, not a generator: it runs per operation)."""
+    """`with store.transaction() as tx:` (a class, not a generator: it runs per operation).
 
-    __slots__ = ("_store",)
+    Writers of one file in one process (a server's request threads, its projector thread)
+    take turns on a process-wide lock before `BEGIN IMMEDIATE`. Left to SQLite, a writer
+    that finds the file locked sleeps in growing steps (up to 100 ms each) before it looks
+    again, so under a few concurrent writers a commit of a millisecond could wait most of a
+    second; the lock hands the turn over the moment the last writer commits. Writers in
+    other processes still meet at SQLite's lock and its busy timeout.
+    """
+
+    __slots__ = ("_store", "_turn")
 
     def __init__(self, store: "Store") -> None:
         self._store = store
+        self._turn = store._writers
 
     def __enter__(self) -> Tx:
         store = self._store
-        try:
-            if store.before_transaction is not None:
+        if store.before_transaction is not None:
+            try:
                 store.before_transaction()
+            except sqlite3.OperationalError as error:
+                raise StoreUnavailable(f"{store.path}: {error}") from error
+        turn = self._turn
+        if turn is not None:
+            turn.acquire()
+        try:
             store._conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as error:
+            if turn is not None:
+                turn.release()
             raise StoreUnavailable(f"{store.path}: {error}") from error
         return Tx(store._conn)
 
     def __exit__(self, kind: type | None, error: BaseException | None, trace: Any) -> None:
         conn = self._store._conn
-        if kind is not None:
-            conn.execute("ROLLBACK")
-            return
         try:
-            conn.execute("COMMIT")
-        except sqlite3.OperationalError as failure:
-            conn.execute("ROLLBACK")
-            raise StoreUnavailable(f"{self._store.path}: {failure}") from failure
+            if kind is not None:
+                conn.execute("ROLLBACK")
+                return
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.OperationalError as failure:
+                conn.execute("ROLLBACK")
+                raise StoreUnavailable(f"{self._store.path}: {failure}") from failure
+        finally:
+            if self._turn is not None:
+                self._turn.release()
+
+
+_WRITERS: "dict[str, threading.RLock]" = {}
+"""Per database file (its resolved path), the lock its writers in this process take turns on."""
+_WRITERS_GUARD = threading.Lock()
+
+
+def _writers(path: str) -> "threading.RLock | None":
+    """The turn lock of the file at `path`; None for an in-memory database, which has one
+    connection and nobody to take turns with."""
+    if path == ":memory:":
+        return None
+    key = str(Path(path).resolve())
+    with _WRITERS_GUARD:
+        return _WRITERS.setdefault(key, threading.RLock())
 
 
 class Store:
@@ -274,6 +311,9 @@ class Store:
     def __init__(self, conn: sqlite3.Connection, path: str) -> None:
         self._conn = conn
         self.path = path
+        self._writers = _writers(path)
+        self._schema_loaded = -1
+        """The schema cookie of the image last loaded into an in-memory store (`wipe`)."""
         self.before_transaction: Callable[[], None] | None = None
         """Called as each transaction begins; the simulator's seam for a transient database
         error. Whatever it raises is raised where the real failure would be."""
@@ -288,7 +328,9 @@ class Store:
         """
         conn = _connect(":memory:")
         conn.deserialize(_pristine() if image is None else image)
-        return cls(conn, ":memory:")
+        store = cls(conn, ":memory:")
+        store._schema_loaded = conn.execute("PRAGMA schema_version").fetchone()[0]
+        return store
 
     def image(self) -> bytes:
         """This database, whole, as bytes (for `memory(image)` and `wipe(image)`)."""
@@ -299,7 +341,17 @@ class Store:
         default, the freshly migrated empty one): thousands of seeds on one connection."""
         if self.path != ":memory:":
             raise ValueError("only an in-memory store can be wiped")
+        if self._conn.execute("PRAGMA schema_version").fetchone()[0] != self._schema_loaded:
+            # The run changed the schema (a rebuild swapped a table in). The connection's
+            # cached statements are keyed by their SQL text, and SQLite re-prepares one
+            # only when the schema cookie differs; after the copy below the cookie starts
+            # again from the image's, so a later run's schema can reach the same cookie with
+            # its tables at other pages, and a stale statement would read the wrong pages
+            # ("database disk image is malformed"). A fresh connection has no cache.
+            self._conn.close()
+            self._conn = _connect(":memory:")
         self._conn.deserialize(_pristine() if image is None else image)
+        self._schema_loaded = self._conn.execute("PRAGMA schema_version").fetchone()[0]
 
     @classmethod
     def open(cls, path: str | Path, *, create: bool = True, read_only: bool = False) -> "Store":

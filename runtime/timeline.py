@@ -40,14 +40,16 @@ def verdict(violations: Sequence[Violation]) -> str:
 
 def text(events: Sequence[Event], violations: Sequence[Violation], *, title: str = "") -> str:
     width = max([len("actor"), *(len(_actor(e)) for e in events)])
+    kinds = max([21, *(len(_mark(e) + e.type) for e in events)])
     header = (
-        f"{'seq':>4}  {'t (s)':>8}  {'actor':<{width}} {'event':<21} {'job':>3} {'exec':>4}  detail"
+        f"{'seq':>4}  {'t (s)':>8}  {'actor':<{width}} {'event':<{kinds}} {'job':>3} {'exec':>4}"
+        "  detail"
     )
     lines = [title] if title else []
     lines += [header, "-" * len(header)]
     for e in events:
         lines.append(
-            f"{e.seq:>4}  {e.at:>8.3f}  {_actor(e):<{width}} {_mark(e) + e.type:<21} "
+            f"{e.seq:>4}  {e.at:>8.3f}  {_actor(e):<{width}} {_mark(e) + e.type:<{kinds}} "
             f"{_id(e.job_id):>3} {_id(e.execution_id):>4}  {_detail(e)}".rstrip()
         )
     lines += ["", verdict(violations)]

@@ -46,12 +46,16 @@ def test_the_break_needs_the_lever_off_and_the_fix_needs_it_on(fm):
 
 @pytest.mark.parametrize("fm", FAILURE_MODES, ids=IDS)
 def test_violations_carry_evidence(fm):
+    """Every violation names the events that prove it, and the jobs involved. The one
+    exception is FM_016, whose failure is work that never became a job (a ticket's change
+    whose projection was never enqueued): its evidence is the change's event, and there is
+    no job to name."""
     violations = fm.run(fm.baseline).violations
     assert violations, "the baseline reported nothing: there is no evidence to check"
     for violation in violations:
         assert violation.inv in BY_ID
-        assert violation.evidence.jobs, violation
         assert violation.evidence.events, violation
+        assert violation.evidence.jobs or fm.meta.lever == "ticket_outbox", violation
 
 
 def test_every_lever_is_the_lever_of_some_failure_mode():
@@ -134,10 +138,13 @@ def test_exploring_the_baseline_finds_the_break_within_the_stated_seeds(fm):
     assert set(fm.meta.invariants) & set(summary.failing), summary.failing
 
 
+@pytest.mark.campaign
 @pytest.mark.parametrize("fm", FAILURE_MODES, ids=IDS)
 def test_exploring_guarded_holds_for_500_more_seeds_and_puts_the_guard_to_work(fm):
     """Every prevent test explores at least seeds 0-499; this gate holds each failure mode, present
-    and future, to the next 500, so the two together are 1,000 seeds, none explored twice."""
+    and future, to the next 500, so the two together are 1,000 seeds, none explored twice.
+    A campaign: `make gate` runs it (CI does, after `make test`), so `make test` stays
+    under a minute on 2 cores as the catalog grows."""
     jobs, workers = fm.meta.world
     summary = explore(fm.build("guarded"), range(500, 1000), jobs=jobs, workers=workers)
     assert summary.failing == {}, summary.failing

@@ -10,6 +10,7 @@ import dataclasses
 
 import pytest
 
+from failure_modes import tickets_world
 from failure_modes.FM_001_duplicate_retry import scenario as fm001
 from runtime import invariants, states
 from runtime.effects import Effect
@@ -207,3 +208,21 @@ def test_a_stored_run_is_a_plain_lab_database(tmp_path):
 def test_an_unknown_scheduler_is_refused():
     with pytest.raises(ValueError, match="unknown scheduler"):
         Simulation(0, fm001.scenario(), scheduler="fifo")
+
+
+def test_a_reused_store_runs_seeds_that_change_the_schema_as_a_fresh_one_would():
+    """The explorer wipes one in-memory store between seeds. A guarded rebuild of the
+    tickets read model swaps a table in (DROP and RENAME), which moves the schema cookie;
+    the next seeds start again from the image's cookie and can reach that number with
+    their tables at other pages. Statements the connection cached for the old layout then
+    read the wrong pages: reported violations, and "database disk image is malformed" at
+    seed 26. Every seed must run on a reused store exactly as on a fresh one."""
+    world = tickets_world.world(GUARDED, 2, 2, rebuilds=2, reads=2)
+    reused = Store.memory()
+
+    for seed in range(30):
+        on_reused = Simulation(seed, world, store=reused).run()
+        on_fresh = Simulation(seed, world).run()
+
+        assert on_reused.violations == on_fresh.violations == [], seed
+        assert on_reused.tape == on_fresh.tape, seed

@@ -21,6 +21,7 @@ FOLDS_ON = frozenset(
         "ticket.changed",
         "ticket.projected",
         "ticket.projection_skipped",
+        "ticket.rebuild_started",
         "ticket.views_rebuilt",
         "ticket.read",
         "job.succeeded",
@@ -48,7 +49,7 @@ def fold_tickets(m: Monitor, event: Event) -> None:
                 "INV_012",
                 f"ticket {ticket} was read at version {seen.detail['version']}, then at"
                 f" {shown}: the read model went back",
-                Evidence(events=(seen.seq, event.seq)),
+                Evidence(_evidence(m, ticket).jobs, (), (seen.seq, event.seq)),
             )
         )
     if version is not None and (seen is None or version > seen.detail["version"]):
@@ -92,11 +93,20 @@ def _differences(m: Monitor) -> list[Violation]:
         s: n for s, n in store.tuples("SELECT status, tickets FROM ticket_status_counts") if n
     }
     if counts != counted:
+        miscounted = [
+            t for t in sorted(given) if stored.get(t) is None or stored[t][2] != given[t][2]
+        ] or sorted(given)
+        behind = [_evidence(m, ticket) for ticket in miscounted]
         violations.append(
             Violation(
                 "INV_012",
                 f"the status counts say {_counts(counts)}, but the write model has"
                 f" {_counts(counted)}",
+                Evidence(
+                    tuple(job for e in behind for job in e.jobs),
+                    (),
+                    tuple(sorted(seq for e in behind for seq in e.events)),
+                ),
             )
         )
     return violations

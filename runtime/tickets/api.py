@@ -92,9 +92,12 @@ class Page(BaseModel):
 class Health(BaseModel):
     status: Literal["ok", "degraded"]
     projector: Literal["running", "stopped", "separate"]
+    """Degraded: the projector thread stopped, a projection is dead-lettered, or a change
+    older than the contract is missing with no projection on its way (stranded)."""
     backlog: int
     dead_letters: int
     lag_p99_ms: float
+    unprojected_oldest_ms: float
     read_lag_contract_ms: int
 
 
@@ -251,21 +254,23 @@ def create_app(path: Path, *, clock: Clock | None = None, projector: bool = True
 
     @app.get("/health", response_model=Health)
     def health() -> Health:
-        stats = lag.projection(stores.get())
+        stats = lag.projection(stores.get(), clock.now())
         running = "separate" if not projector else "running" if _alive(thread) else "stopped"
+        healthy = running != "stopped" and not stats.dead and not stats.stranded
         return Health(
-            status="ok" if running != "stopped" and not stats.dead else "degraded",
+            status="ok" if healthy else "degraded",
             projector=running,
             backlog=stats.backlog,
             dead_letters=stats.dead,
             lag_p99_ms=stats.lag_p99_ms,
+            unprojected_oldest_ms=stats.unprojected_oldest_ms,
             read_lag_contract_ms=lag.READ_LAG_MS,
         )
 
     @app.get("/metrics", response_class=PlainTextResponse)
     def metrics() -> str:
         """Prometheus text format."""
-        return prometheus(lag.projection(stores.get()), reads)
+        return prometheus(lag.projection(stores.get(), clock.now()), reads)
 
     return app
 
@@ -296,6 +301,11 @@ def prometheus(stats: lag.Projection, reads: Reads) -> str:
         "Time from a command's commit to the projection of its version, in milliseconds.",
         ('{quantile="0.5"}', stats.lag_p50_ms), ('{quantile="0.99"}', stats.lag_p99_ms),
         ("_count", stats.samples),
+    )  # fmt: skip
+    metric(
+        "fmlab_ticket_unprojected_oldest_ms", "gauge",
+        "How long the oldest change the read model lacks has waited (0: it lacks none).",
+        ("", stats.unprojected_oldest_ms),
     )  # fmt: skip
     metric(
         "fmlab_ticket_read_lag_contract_ms", "gauge",

@@ -45,6 +45,15 @@ class Projection:
     lag_p50_ms: float
     lag_p99_ms: float
     lag_max_ms: float
+    unprojected_oldest_ms: float = 0.0
+    """How long the oldest change the read model lacks has waited (0.0: it lacks none).
+    With a backlog it is the lag still to come; with none, a change nothing will project
+    (FM_016), which no lag sample can show: a version never projected has no sample."""
+
+    @property
+    def stranded(self) -> bool:
+        """A change older than the contract is missing and no projection is on its way."""
+        return self.backlog == 0 and self.unprojected_oldest_ms > READ_LAG_MS
 
 
 def lag_samples_ms(store: Store) -> list[float]:
@@ -60,8 +69,20 @@ def percentile(sorted_values: list[float], p: float) -> float:
     return sorted_values[rank - 1]
 
 
-def projection(store: Store) -> Projection:
+_OLDEST_UNPROJECTED = """
+SELECT min(c.at)
+  FROM tickets t
+  LEFT JOIN ticket_views v ON v.id = t.id
+  JOIN ticket_changes c ON c.ticket_id = t.id AND c.version = coalesce(v.version, 0) + 1
+ WHERE t.version > coalesce(v.version, 0)
+"""
+
+
+def projection(store: Store, now: float | None = None) -> Projection:
+    """How the projector is doing; with `now`, also how long the oldest change the read
+    model lacks has waited."""
     lags = lag_samples_ms(store)
+    oldest = None if now is None else store.one(_OLDEST_UNPROJECTED)[0]
     jobs = dict(
         store.tuples("SELECT state, count(*) FROM jobs WHERE kind = ? GROUP BY state", (PROJECT,))
     )
@@ -78,6 +99,7 @@ def projection(store: Store) -> Projection:
         lag_p50_ms=percentile(lags, 50),
         lag_p99_ms=percentile(lags, 99),
         lag_max_ms=lags[-1] if lags else 0.0,
+        unprojected_oldest_ms=0.0 if oldest is None or now is None else (now - oldest) * 1000,
     )
 
 

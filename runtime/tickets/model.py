@@ -12,7 +12,8 @@ carries) writes nothing and answers with the current version: a client that retr
 command it never heard back from gets the same answer twice.
 """
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from runtime.errors import UsageError
@@ -59,51 +60,112 @@ class Ticket:
         }
 
 
+@dataclass(frozen=True)
+class Command:
+    """One command a client sends: `create` (subject, message), `set_status` (status) or
+    `set_note` (note), on `ticket` (None for `create`)."""
+
+    name: str
+    ticket: int | None = None
+    fields: dict[str, str] = field(default_factory=dict)
+
+
 def create(queue: Queue, subject: str, message: str) -> Ticket:
     """Open a ticket at version 1."""
-    subject = _text("subject", subject, SUBJECT_MAX)
-    message = _text("message", message, MESSAGE_MAX)
-    now = queue.clock.now()
-    with queue.store.transaction() as tx:
-        cursor = tx.execute(
-            "INSERT INTO tickets (subject, message, status, version, created_at, updated_at)"
-            " VALUES (?, ?, 'open', 1, ?, ?)",
-            (subject, message, now, now),
-        )
-        ticket_id = cursor.lastrowid
-        assert ticket_id is not None
-        return _changed(queue, tx, ticket_id, "create", now, status=[None, "open"])
+    return run(queue, Command("create", None, {"subject": subject, "message": message}))
 
 
 def set_status(queue: Queue, ticket_id: int, status: str) -> Ticket:
     """Move a ticket to `status`. A closed ticket stays closed."""
-    if status not in STATUSES:
-        raise UsageError(f"status must be one of {', '.join(STATUSES)}, got {status!r}")
-    now = queue.clock.now()
-    with queue.store.transaction() as tx:
-        ticket = _open_ticket(tx, ticket_id, f"move it to {status}")
-        if ticket.status == status:
-            return ticket
-        tx.execute(
-            "UPDATE tickets SET status = ?, version = version + 1, updated_at = ? WHERE id = ?",
-            (status, now, ticket_id),
-        )
-        return _changed(queue, tx, ticket_id, "set_status", now, status=[ticket.status, status])
+    return run(queue, Command("set_status", ticket_id, {"status": status}))
 
 
 def set_note(queue: Queue, ticket_id: int, note: str) -> Ticket:
     """Set the agent's note on a ticket, replacing the one it had. Not on a closed ticket."""
-    note = _text("note", note, NOTE_MAX)
+    return run(queue, Command("set_note", ticket_id, {"note": note}))
+
+
+def run(queue: Queue, command: Command) -> Ticket:
+    """Carry `command` out; returns the ticket as it left it."""
+    *_, (_, ticket) = commanding(queue, command)
+    return ticket
+
+
+def commanding(queue: Queue, command: Command) -> Iterator[tuple[str, Ticket]]:
+    """`run`, one transaction at a time: yields (step, ticket) after each, so a test or the
+    simulator can stop the client between them (a crash).
+
+    With lever `ticket_outbox` (GUARDED) there is one step, `committed`: the ticket, its
+    history, its event and its projection job commit together. Without it the projection
+    is enqueued in a transaction of its own once the ticket is saved (`ticket_saved`, then
+    `projection_enqueued`), as a service that writes its row and then publishes an event
+    does; a crash between leaves a change no projection will ever carry (FM_016). A
+    command that changes nothing has one step whatever the lever.
+    """
+    fields = _validated(command)
     now = queue.clock.now()
+    outbox = queue.policies.ticket_outbox
     with queue.store.transaction() as tx:
-        ticket = _open_ticket(tx, ticket_id, "note it")
-        if ticket.note == note:
-            return ticket
-        tx.execute(
-            "UPDATE tickets SET note = ?, version = version + 1, updated_at = ? WHERE id = ?",
-            (note, now, ticket_id),
+        ticket, changed = _write(tx, command, fields, now)
+        if changed and outbox:
+            _enqueue(queue, tx, ticket)
+    if not changed or outbox:
+        yield "committed", ticket
+        return
+    yield "ticket_saved", ticket
+    with queue.store.transaction() as tx:
+        _enqueue(queue, tx, ticket)
+    yield "projection_enqueued", ticket
+
+
+def _validated(command: Command) -> dict[str, str]:
+    """The command's fields, checked before anything is written."""
+    given = command.fields
+    if command.name == "create":
+        return {
+            "subject": _text("subject", given.get("subject"), SUBJECT_MAX),
+            "message": _text("message", given.get("message"), MESSAGE_MAX),
+        }
+    if command.name == "set_status":
+        status = given.get("status")
+        if status not in STATUSES:
+            raise UsageError(f"status must be one of {', '.join(STATUSES)}, got {status!r}")
+        return {"status": status}
+    if command.name == "set_note":
+        return {"note": _text("note", given.get("note"), NOTE_MAX)}
+    raise UsageError(f"unknown command {command.name!r}")
+
+
+def _write(tx: Tx, command: Command, fields: dict[str, str], now: float) -> tuple[Ticket, bool]:
+    """Write the command's change (if it makes one) with its history row and its event;
+    returns the ticket as it now is, and whether it changed."""
+    if command.name == "create":
+        cursor = tx.execute(
+            "INSERT INTO tickets (subject, message, status, version, created_at, updated_at)"
+            " VALUES (?, ?, 'open', 1, ?, ?)",
+            (fields["subject"], fields["message"], now, now),
         )
-        return _changed(queue, tx, ticket_id, "set_note", now)
+        assert cursor.lastrowid is not None
+        return _changed(tx, cursor.lastrowid, "create", now, status=[None, "open"]), True
+    assert command.ticket is not None
+    if command.name == "set_status":
+        ticket = _open_ticket(tx, command.ticket, f"move it to {fields['status']}")
+        if ticket.status == fields["status"]:
+            return ticket, False
+        tx.execute(
+            "UPDATE tickets SET status = ?, version = version + 1, updated_at = ? WHERE id = ?",
+            (fields["status"], now, ticket.id),
+        )
+        moved = [ticket.status, fields["status"]]
+        return _changed(tx, ticket.id, "set_status", now, status=moved), True
+    ticket = _open_ticket(tx, command.ticket, "note it")
+    if ticket.note == fields["note"]:
+        return ticket, False
+    tx.execute(
+        "UPDATE tickets SET note = ?, version = version + 1, updated_at = ? WHERE id = ?",
+        (fields["note"], now, ticket.id),
+    )
+    return _changed(tx, ticket.id, "set_note", now), True
 
 
 def get(store: Store | Tx, ticket_id: int) -> Ticket:
@@ -117,10 +179,8 @@ def all_tickets(store: Store | Tx) -> list[Ticket]:
     return [_ticket(row) for row in store.all("SELECT * FROM tickets ORDER BY id")]
 
 
-def _changed(
-    queue: Queue, tx: Tx, ticket_id: int, command: str, now: float, **detail: Any
-) -> Ticket:
-    """Log the change that made the ticket's new version and enqueue its projection."""
+def _changed(tx: Tx, ticket_id: int, command: str, now: float, **detail: Any) -> Ticket:
+    """Log the change that made the ticket's new version: its history row and its event."""
     ticket = get(tx, ticket_id)
     tx.execute(
         "INSERT INTO ticket_changes (ticket_id, version, command, at) VALUES (?, ?, ?, ?)",
@@ -129,10 +189,14 @@ def _changed(
     tx.event(
         now, "ticket.changed", ticket=ticket_id, version=ticket.version, command=command, **detail
     )
-    queue.enqueue(
-        tx, PROJECT, ticket.state(), idempotency_key=f"{PROJECT}-{ticket_id}-v{ticket.version}"
-    )
     return ticket
+
+
+def _enqueue(queue: Queue, tx: Tx, ticket: Ticket) -> None:
+    """The projection job that carries the ticket's new state to the read model."""
+    queue.enqueue(
+        tx, PROJECT, ticket.state(), idempotency_key=f"{PROJECT}-{ticket.id}-v{ticket.version}"
+    )
 
 
 def _open_ticket(tx: Tx, ticket_id: int, action: str) -> Ticket:

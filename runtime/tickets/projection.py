@@ -17,7 +17,8 @@ a ticket twice.
 from typing import TYPE_CHECKING, Any
 
 from runtime.effects import Effect
-from runtime.store import Tx
+from runtime.policies import Policies
+from runtime.store import Store, Tx
 
 if TYPE_CHECKING:
     from runtime.queue import Job
@@ -36,6 +37,8 @@ ON CONFLICT (id) DO UPDATE SET
     {", ".join(f"{c} = excluded.{c}" for c in VIEW_COLUMNS[1:])}
 WHERE excluded.version > ticket_views.version
 """
+_OVERWRITE = _UPSERT.replace("WHERE excluded.version > ticket_views.version", "")
+"""The same write with no version condition: what a projector without the guard does."""
 
 
 def preview(message: str) -> str:
@@ -65,17 +68,38 @@ def project(job: "Job") -> Effect:
     return Effect(SINK, f"job-{job.id}", job.payload)
 
 
-def write(tx: Tx, at: float, effect: Effect, **who: Any) -> bool:
+def read(store: Store, effect: Effect) -> Effect:
+    """Lever `conditional_write` off: the projector reads the row's version before it
+    writes (at `effect_applied`), and the write (at the commit) trusts that read. The
+    version read travels in the effect, as a credit's balance does (runtime.accounts)."""
+    row = store.one("SELECT version FROM ticket_views WHERE id = ?", (effect.detail["ticket"],))
+    return Effect(effect.sink, effect.key, {**effect.detail, "read_version": row and row[0]})
+
+
+def write(tx: Tx, at: float, effect: Effect, policies: Policies, **who: Any) -> bool:
     """Write the projection if its version is newer than the row's; returns whether it did.
-    Inside the commit's transaction; `who` names the execution, for its event."""
+    Inside the commit's transaction; `who` names the execution, for its event.
+
+    GUARDED, "newer" is decided by the database in the write itself. Without lever
+    `conditional_write` it was decided by a read made earlier (`read`), and the write goes
+    through on its strength whatever the row holds now (FM_018); without `version_guard`
+    nobody asks, and every delivery overwrites (FM_017).
+    """
     row = view_row(effect.detail)
     ticket, version = row[0], row[5]
     before = tx.one("SELECT status, version FROM ticket_views WHERE id = ?", (ticket,))
-    written = tx.execute(_UPSERT, row).rowcount == 1
+    if not policies.version_guard:
+        written = tx.execute(_OVERWRITE, row).rowcount == 1
+    elif not policies.conditional_write:
+        read_version = effect.detail["read_version"]
+        newer = read_version is None or version > read_version
+        written = newer and tx.execute(_OVERWRITE, row).rowcount == 1
+    else:
+        written = tx.execute(_UPSERT, row).rowcount == 1
     if not written:
         tx.event(
             at, "ticket.projection_skipped", **who, ticket=ticket, version=version,
-            view_version=before["version"],
+            view_version=None if before is None else before["version"],
         )  # fmt: skip
         return False
     if before is not None:

@@ -15,11 +15,13 @@ version. A shadow left by a rebuild that died is dropped by the next rebuild onc
 an hour old.
 """
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from runtime.clock import Clock
-from runtime.store import Store
+from runtime.policies import GUARDED, Policies
+from runtime.store import Store, Tx
 from runtime.tickets.projection import VIEW_COLUMNS, view_row
 
 REBUILD_BATCH = 500
@@ -74,29 +76,40 @@ def status_counts(store: Store) -> dict[str, int]:
     return {row[0]: row[1] for row in rows if row[1]}
 
 
-def rebuild(store: Store, clock: Clock, *, batch: int = REBUILD_BATCH) -> Rebuilt:
+def rebuild(
+    store: Store, clock: Clock, *, batch: int = REBUILD_BATCH, policies: Policies = GUARDED
+) -> Rebuilt:
     """Rebuild the read model from the write model and swap it in (see the module)."""
+    *_, (_, done) = rebuilding(store, clock, batch=batch, policies=policies)
+    assert done is not None
+    return done
+
+
+def rebuilding(
+    store: Store, clock: Clock, *, batch: int = REBUILD_BATCH, policies: Policies = GUARDED
+) -> Iterator[tuple[str, Rebuilt | None]]:
+    """`rebuild`, one transaction at a time: yields (step, None) after each, and
+    ("swapped", what it did) last, so the simulator can interleave readers, commands and
+    projections between them.
+
+    Without lever `shadow_swap` the rebuild works on the live table (FM_019): it empties
+    it (`emptied`), fills it a batch at a time (`filled`) and counts the statuses again
+    (`swapped`); a reader between two of those steps finds tickets missing.
+    """
+    if not policies.shadow_swap:
+        yield from _rebuilding_in_place(store, clock, batch)
+        return
     with store.transaction() as tx:
         seq = tx.event(clock.now(), "ticket.rebuild_started")
         _drop_stale_shadows(tx, clock.now())
         live_sql = tx.one("SELECT sql FROM sqlite_master WHERE name = 'ticket_views'")[0]
         shadow = f"{SHADOW_PREFIX}{seq}"
         tx.execute(live_sql.replace("ticket_views", shadow, 1))
-    after, batches = 0, 0
-    while True:
-        with store.transaction() as tx:
-            rows = tx.all("SELECT * FROM tickets WHERE id > ? ORDER BY id LIMIT ?", (after, batch))
-            for row in rows:
-                state = {**dict(row), "ticket": row["id"]}
-                tx.execute(
-                    f"INSERT INTO {shadow} ({_COLUMNS}) VALUES"
-                    f" ({', '.join('?' * len(VIEW_COLUMNS))})",
-                    view_row(state),
-                )
+    yield "started", None
+    batches = 0
+    for _ in _batches(store, shadow, batch):
         batches += 1
-        if len(rows) < batch:
-            break
-        after = rows[-1]["id"]
+        yield "filled", None
     with store.transaction() as tx:
         taken = tx.execute(
             f"INSERT INTO {shadow} ({_COLUMNS}) SELECT {_COLUMNS} FROM ticket_views AS live"
@@ -107,20 +120,60 @@ def rebuild(store: Store, clock: Clock, *, batch: int = REBUILD_BATCH) -> Rebuil
         ).rowcount
         tx.execute("DROP TABLE ticket_views")
         tx.execute(f"ALTER TABLE {shadow} RENAME TO ticket_views")
-        tx.execute("DELETE FROM ticket_status_counts")
-        tx.execute(
-            "INSERT INTO ticket_status_counts (status, tickets)"
-            " SELECT status, count(*) FROM ticket_views GROUP BY status"
-        )
-        tickets = tx.one("SELECT count(*) FROM ticket_views")[0]
-        tx.event(
-            clock.now(), "ticket.views_rebuilt", started=seq, tickets=tickets,
-            taken_from_live=taken, batches=batches,
-        )  # fmt: skip
+        done = _recounted(tx, clock, seq, taken, batches)
+    yield "swapped", done
+
+
+def _rebuilding_in_place(
+    store: Store, clock: Clock, batch: int
+) -> Iterator[tuple[str, Rebuilt | None]]:
+    with store.transaction() as tx:
+        seq = tx.event(clock.now(), "ticket.rebuild_started")
+        tx.execute("DELETE FROM ticket_views")
+    yield "emptied", None
+    batches = 0
+    for _ in _batches(store, "ticket_views", batch):
+        batches += 1
+        yield "filled", None
+    with store.transaction() as tx:
+        done = _recounted(tx, clock, seq, 0, batches)
+    yield "swapped", done
+
+
+def _batches(store: Store, table: str, batch: int) -> Iterator[int]:
+    """Project the write model into `table`, `batch` tickets a transaction; yields after
+    each transaction the number of tickets it wrote."""
+    after = 0
+    while True:
+        with store.transaction() as tx:
+            rows = tx.all("SELECT * FROM tickets WHERE id > ? ORDER BY id LIMIT ?", (after, batch))
+            for row in rows:
+                tx.execute(
+                    f"INSERT OR REPLACE INTO {table} ({_COLUMNS}) VALUES"
+                    f" ({', '.join('?' * len(VIEW_COLUMNS))})",
+                    view_row({**dict(row), "ticket": row["id"]}),
+                )
+        yield len(rows)
+        if len(rows) < batch:
+            return
+        after = rows[-1]["id"]
+
+
+def _recounted(tx: Tx, clock: Clock, started: int, taken: int, batches: int) -> Rebuilt:
+    tx.execute("DELETE FROM ticket_status_counts")
+    tx.execute(
+        "INSERT INTO ticket_status_counts (status, tickets)"
+        " SELECT status, count(*) FROM ticket_views GROUP BY status"
+    )
+    tickets = tx.one("SELECT count(*) FROM ticket_views")[0]
+    tx.event(
+        clock.now(), "ticket.views_rebuilt", started=started, tickets=tickets,
+        taken_from_live=taken, batches=batches,
+    )  # fmt: skip
     return Rebuilt(tickets, taken, batches)
 
 
-def _drop_stale_shadows(tx: Any, now: float) -> None:
+def _drop_stale_shadows(tx: Tx, now: float) -> None:
     """Drop the shadow tables of rebuilds that started over an hour ago: they died."""
     for (name,) in tx.all(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE ?",

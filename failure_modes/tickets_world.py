@@ -1,0 +1,47 @@
+"""The tickets service's explored world, shared by its failure modes (FM_016 to FM_019).
+
+An agent opens tickets and changes each one three times (in progress, a note, closed),
+one command a step; two workers are the projectors; a reader reads tickets from the read
+model as they go, and (where a failure mode needs one) a rebuilder rebuilds the read model
+by replay, one ticket a step (runtime.tickets.world). Every fault site is in the mix, and
+the agent may die between any two of its transactions (`client_crash`).
+"""
+
+from dataclasses import replace
+
+from runtime.faults import SITES, FaultMix
+from runtime.policies import Policies
+from runtime.sim import Scenario, worker_names
+from runtime.tickets.projection import HANDLERS
+from runtime.tickets.world import TicketsWorld
+
+ATTEMPTS = 12
+"""A projection is worth retrying: with the runtime's 3, the crashes, pauses and failed
+transactions of every fault site now and then dead-letter one, and the read model then
+trails its ticket for good; that is the runtime's dead letters at work, not a failure of
+the read model (a redrive or a rebuild mends it)."""
+MIX = FaultMix(sites=(*SITES, "client_crash"))
+"""Every fault site, and the agent dying between its transactions."""
+
+
+def world(
+    policies: Policies,
+    tickets: int,
+    workers: int,
+    mix: FaultMix = MIX,
+    *,
+    changes: int = 3,
+    reads: int = 1,
+    rebuilds: int = 0,
+) -> Scenario:
+    """`tickets` tickets, each opened and changed `changes` times by the agent, projected by
+    `workers` workers, read by the reader (`reads` reads a command), and rebuilt `rebuilds`
+    times during the run."""
+    return Scenario(
+        jobs=(),
+        handlers=HANDLERS,
+        workers=worker_names(workers),
+        policies=replace(policies, attempts_max=ATTEMPTS),
+        mix=mix,
+        world=TicketsWorld(tickets, changes=changes, reads=reads, rebuilds=rebuilds),
+    )
