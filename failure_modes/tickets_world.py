@@ -33,15 +33,19 @@ def world(
     changes: int = 3,
     reads: int = 1,
     rebuilds: int = 0,
+    reconcile: bool = False,
 ) -> Scenario:
     """`tickets` tickets, each opened and changed `changes` times by the agent, projected by
     `workers` workers, read by the reader (`reads` reads a command), and rebuilt `rebuilds`
-    times during the run."""
+    times during the run (with `reconcile`, a reconciliation each time, and a rebuild
+    only when it finds damage)."""
     return Scenario(
         jobs=(),
         handlers=HANDLERS,
         workers=worker_names(workers),
         policies=replace(policies, attempts_max=ATTEMPTS),
         mix=mix,
-        world=TicketsWorld(tickets, changes=changes, reads=reads, rebuilds=rebuilds),
+        world=TicketsWorld(
+            tickets, changes=changes, reads=reads, rebuilds=rebuilds, reconcile=reconcile
+        ),
     )

@@ -1,4 +1,5 @@
-"""`fmlab serve | project | rebuild`: the tickets service's commands over a lab database.
+"""`fmlab serve | project | rebuild | reconcile`: the tickets service's commands over a lab
+database.
 
 `serve` runs the HTTP API on uvicorn, with a projector thread unless `--no-projector`
 (then run `fmlab project` beside it, as its own process, which may be killed and started
@@ -20,7 +21,7 @@ from runtime.errors import UsageError
 from runtime.store import Store
 from runtime.tickets import service, views
 
-COMMANDS = ("serve", "project", "rebuild")
+COMMANDS = ("serve", "project", "rebuild", "reconcile")
 
 
 def add_commands(commands: Any, port: Any) -> None:
@@ -39,6 +40,10 @@ def add_commands(commands: Any, port: Any) -> None:
     )
     rebuild = commands.add_parser("rebuild", help="rebuild the tickets read model (writes)")
     rebuild.add_argument("--db", type=Path, default=Path("lab.db"))
+    reconcile = commands.add_parser(
+        "reconcile", help="find damaged rows in the tickets read model (exit 1 if any; logs them)"
+    )
+    reconcile.add_argument("--db", type=Path, default=Path("lab.db"))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,13 +52,25 @@ def run(args: argparse.Namespace) -> int:
     store = Store.open(args.db, create=False)
     try:
         if args.command == "rebuild":
-            done = views.rebuild(store, SystemClock())
+            done = views.rebuild(store, SystemClock(), by="operator")
             print(
                 f"rebuilt ticket_views: {_count(done.tickets, 'ticket')},"
                 f" {done.taken_from_live} taken from live projections,"
                 f" {_count(done.batches, 'batch', 'batches')}"
             )
             return 0
+        if args.command == "reconcile":
+            damaged = views.reconcile(store, SystemClock(), by="operator")
+            off = views.counts_off(store)
+            if not damaged and not off:
+                print("the read model matches the write model (rows behind are lag, not damage)")
+                return 0
+            if damaged:
+                print(f"damaged rows: tickets {', '.join(map(str, damaged))}")
+            for status, (stored, counted) in off.items():
+                print(f"status count {status}: {stored} stored, {counted} rows")
+            print(f"run fmlab rebuild --db {args.db}")
+            return 1
         queue = service.queue(store, SystemClock())
         if args.until_quiet:
             print(service.project_until_quiet(queue))

@@ -26,6 +26,8 @@ The sites, and the failure modes that need them:
   the tapes of the worlds written before it stay as they were;
 - `client_crash`: the client recording intents (Scenario.clients_record) dies between two
   of its transactions, and the rest of that intent is never written (FM_013). Opt-in too.
+- `view_corrupt`: a row of the tickets read model is found damaged (its preview garbled)
+  when the rebuilder reconciles the read model (runtime.tickets.world, FM_022). Opt-in.
 """
 
 from collections import Counter
@@ -46,7 +48,7 @@ SITES: tuple[str, ...] = (
     "external_timeout",
 )
 """The sites of `ALL_FAULTS`."""
-OPT_IN_SITES: tuple[str, ...] = ("wall_clock_step", "client_crash")
+OPT_IN_SITES: tuple[str, ...] = ("wall_clock_step", "client_crash", "view_corrupt")
 """Sites a world must name in its mix to get."""
 
 

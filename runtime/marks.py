@@ -34,6 +34,9 @@ MARKS: dict[str, str] = {
     "clock.overruled": "a lease deadline was set or checked on the store's clock while the"
     " worker's own wall clock read otherwise",
     "fault.client_crash": "the simulator killed the client between two of its transactions",
+    "fault.view_corrupt": "the simulator garbled a row of the tickets read model",
+    "views.suspect": "a reconciliation found read-model rows that differ from the projection"
+    " of the write model at their own version",
     "fault.external_timeout": "the simulator lost the answer of an external call that applied",
 }
 

@@ -111,6 +111,9 @@ class Monitor:
         """A ticket event was ever folded in: from then on job endings concern INV_012."""
         self.tickets_touched = False
         """The read model or its projection jobs changed since INV_012 last looked."""
+        self.ticket_suspects: dict[int, int] = {}
+        """Per ticket whose read-model row the service found damaged, the seq of the
+        finding; until a rebuild that started after it has swapped in."""
         self.ticket_reads: dict[int, Event] = {}
         """Per ticket, the logged read that saw its newest version so far."""
         self.rebuilds: dict[str, Event] = {}

@@ -66,6 +66,18 @@ class Policies:
     shadow_swap: bool = True
     """A rebuild of the read model fills a shadow table and swaps it in whole; it never
     empties the live table and fills it again while readers read it (FM_019)."""
+    count_on_write: bool = True
+    """The status counts move only when a projection writes its row, by that row's own
+    change; never by replaying the event's transition, which a repeat delivers twice
+    (FM_020)."""
+    atomic_projection: bool = True
+    """A projection writes its row and moves the counts in one transaction, its commit;
+    never the row at the commit and the counts at the ack, where a crash between leaves
+    the row done and the counts never moved (FM_021)."""
+    full_rebuild: bool = True
+    """A rebuild of the read model projects every ticket from the write model; it never
+    trusts a row because its version is current, which is how a corrupt row survives a
+    catch-up rebuild (FM_022)."""
     ack_after_commit: bool = True
     """A job is acknowledged only once its work is committed, never on receipt (FM_012)."""
 

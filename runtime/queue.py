@@ -136,6 +136,10 @@ class Queue:
         self.remotes = dict(remotes or {})
         self.walls = dict(walls or {})
         self.marks = Marks()
+        self._deferred_counts: dict[int, list[tuple[str, int]]] = {}
+        """Without lever `atomic_projection`: per execution, the status counts its
+        projection moved at the commit, for its ack to write. Held in this process's
+        memory only: an execution whose worker dies before its ack never writes them."""
 
     # --- client -----------------------------------------------------------------------
 
@@ -366,7 +370,10 @@ class Queue:
             worker=lease.worker,
         )
         if effect.sink == projection.SINK:
-            if not projection.write(tx, now, effect, self.policies, **_at(lease)):
+            deferred = None
+            if not self.policies.atomic_projection:  # the counts wait for the ack (FM_021)
+                deferred = self._deferred_counts.setdefault(lease.execution_id, [])
+            if not projection.write(tx, now, effect, self.policies, deferred, **_at(lease)):
                 self.marks.hit("projection.skipped")
             return
         if effect.sink != accounts.SINK:
@@ -417,6 +424,8 @@ class Queue:
 
         def finish(tx: Tx, now: float) -> None:
             _succeed(tx, now, lease)
+            for status, delta in self._deferred_counts.pop(lease.execution_id, ()):
+                projection.count(tx, status, delta)
             _log_succeeded(tx, now, lease)
 
         self._fenced(lease, "ack", finish)

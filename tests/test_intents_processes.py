@@ -8,11 +8,15 @@ write lock and never take the same job; each call to the sync target is logged
 SQLite's write lock is not fair: a process in a tight loop of short transactions can
 starve the other one, which then finds nothing left to do. A run where one process did
 everything proves nothing about sharing, so the session is repeated (a few times at most)
-until both processes did some of the work; every run, shared or not, must be safe.
+until both processes did some of the work; every run, shared or not, must be safe. Both
+start held at the write lock (the test holds it for a second), so neither has finished
+before the other has begun, however loaded the machine.
 """
 
+import sqlite3
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -25,6 +29,9 @@ from runtime.store import Store
 FMLAB = Path(sys.executable).parent / "fmlab"
 INTENTS = 500
 RUNS_MAX = 6
+START_S = 1.0
+"""How long both processes are held at the write lock before either may take it: on a
+loaded machine the first to start could otherwise finish before the second has begun."""
 
 
 def two_processes_at_once(db: Path) -> list[int]:
@@ -36,6 +43,8 @@ def two_processes_at_once(db: Path) -> list[int]:
         record(queue, "order.placed", {"order": n})
     store.close()
 
+    gate = sqlite3.connect(db, isolation_level=None)
+    gate.execute("BEGIN IMMEDIATE")  # both processes queue on the write lock until it opens
     workers = [
         subprocess.Popen(
             [str(FMLAB), "work", "--db", str(db), "--seed", str(seed)],
@@ -44,6 +53,9 @@ def two_processes_at_once(db: Path) -> list[int]:
         )
         for seed in (1, 2)
     ]
+    time.sleep(START_S)
+    gate.execute("ROLLBACK")
+    gate.close()
     outputs = [worker.communicate(timeout=120) for worker in workers]
     assert [worker.returncode for worker in workers] == [0, 0], outputs
 

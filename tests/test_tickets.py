@@ -305,3 +305,42 @@ def test_percentiles_are_nearest_rank():
 def test_unknown_ticket():
     with pytest.raises(UnknownTicket):
         model.get(Store.memory(), 1)
+
+
+# --- reconciliation -------------------------------------------------------------------
+
+
+def test_reconcile_finds_a_damaged_row_and_leaves_one_that_is_only_behind():
+    """Damage is a row at its ticket's version that is not what projecting the ticket
+    gives; a row behind its ticket is a projection still to come."""
+    queue = tickets()
+    for n in range(3):
+        model.create(queue, f"Ticket {n}", "Message")
+    service.project_until_quiet(queue)
+    queue.store.all("UPDATE ticket_views SET preview = 'garbled' WHERE id = 2")
+    model.set_status(queue, 3, "closed")  # ticket 3's row is now one version behind
+    queue.store.all("UPDATE ticket_views SET subject = 'stale' WHERE id = 3")
+
+    assert views.reconcile(queue.store, queue.clock) == [2]
+    [found] = [e for e in queue.store.events() if e.type == "ticket.views_suspect"]
+    assert found.detail == {"tickets": [2]}
+
+
+def test_fmlab_reconcile_exits_1_naming_the_damaged_rows_and_0_after_a_rebuild(tmp_path, capsys):
+    from runtime import cli
+
+    db = tmp_path / "tickets.db"
+    store = Store.open(db)
+    queue = service.queue(store, SimClock())
+    model.create(queue, "Ticket", "Message")
+    service.project_until_quiet(queue)
+    store.all("UPDATE ticket_views SET has_note = 1 WHERE id = 1")
+    store.close()
+
+    assert cli.main(["reconcile", "--db", str(db)]) == 1
+    assert "damaged rows: tickets 1" in capsys.readouterr().out
+    Store.open(db).all("UPDATE ticket_status_counts SET tickets = 3")
+    assert cli.main(["reconcile", "--db", str(db)]) == 1
+    assert "status count open: 3 stored, 1 rows" in capsys.readouterr().out
+    assert cli.main(["rebuild", "--db", str(db)]) == 0
+    assert cli.main(["reconcile", "--db", str(db)]) == 0

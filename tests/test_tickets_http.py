@@ -122,6 +122,8 @@ def test_commands_answer_with_the_new_version_and_reads_catch_up(tmp_path):
         )
         assert view["preview"] == "x" * 50 + "…"
         assert (view["status"], view["has_note"]) == ("in_progress", True)
+        counts = api.ok("GET", "/tickets/counts")
+        assert counts == {"open": 0, "in_progress": 1, "closed": 0}
         page = api.ok("GET", "/tickets?status=in_progress")
         assert [t["id"] for t in page["tickets"]] == [1] and page["next_after"] is None
         health = api.ok("GET", "/health")

@@ -6,6 +6,10 @@ state gives, and status counts that count those rows. While projections are in f
 may trail the write model (that is the contract, runtime.tickets.lag), but a reader must
 never see it go back: a ticket read at one version is never read later at an older one,
 nor found missing. Readers that want their reads checked log them (`ticket.read`).
+
+A row the service itself has found damaged (`ticket.views_suspect`, runtime.tickets.views
+.reconcile) is under repair: it is not compared until a rebuild that started after the
+finding has swapped in. Then it must be right again (FM_022).
 """
 
 from typing import Any
@@ -22,6 +26,7 @@ FOLDS_ON = frozenset(
         "ticket.projected",
         "ticket.projection_skipped",
         "ticket.rebuild_started",
+        "ticket.views_suspect",
         "ticket.views_rebuilt",
         "ticket.read",
         "job.succeeded",
@@ -38,6 +43,14 @@ def fold_tickets(m: Monitor, event: Event) -> None:
     if not m.tickets_seen:
         return
     m.tickets_touched = True
+    if event.type == "ticket.views_suspect":
+        for ticket in event.detail["tickets"]:
+            m.ticket_suspects[ticket] = event.seq
+        return
+    if event.type == "ticket.views_rebuilt":
+        started = event.detail["started"]
+        m.ticket_suspects = {t: seq for t, seq in m.ticket_suspects.items() if seq > started}
+        return
     if event.type != "ticket.read":
         return
     ticket, version = event.detail["ticket"], event.detail["version"]
@@ -60,6 +73,16 @@ def check_read_model(m: Monitor, final: bool) -> list[Violation]:
     """INV_012: the read model equals the projection of the write model once the queue is
     quiet, and a read's version never decreases."""
     violations = list(m.found_in_log.get("INV_012", ()))
+    if final:  # damage found must be mended by the end: a rebuild after it swapped in
+        violations += [
+            Violation(
+                "INV_012",
+                f"ticket {ticket}'s read-model row was found damaged and no rebuild since"
+                " has swapped in",
+                Evidence(_evidence(m, ticket).jobs, (), (seq,)),
+            )
+            for ticket, seq in sorted(m.ticket_suspects.items())
+        ]
     if not (m.tickets_touched or final) or m.store.schema_version() < 5:
         return violations
     m.tickets_touched = False
@@ -81,7 +104,7 @@ def _differences(m: Monitor) -> list[Violation]:
     violations = []
     for ticket in sorted(given.keys() | stored.keys()):
         want, have = given.get(ticket), stored.get(ticket)
-        if want == have:
+        if want == have or ticket in m.ticket_suspects:
             continue
         violations.append(
             Violation("INV_012", _difference(ticket, want, have), _evidence(m, ticket))

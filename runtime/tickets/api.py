@@ -89,6 +89,12 @@ class Page(BaseModel):
     """Pass as `after` for the next page; null on the last."""
 
 
+class Counts(BaseModel):
+    open: int
+    in_progress: int
+    closed: int
+
+
 class Health(BaseModel):
     status: Literal["ok", "degraded"]
     projector: Literal["running", "stopped", "separate"]
@@ -225,6 +231,12 @@ def create_app(path: Path, *, clock: Clock | None = None, projector: bool = True
     @app.patch("/tickets/{ticket_id}/note", response_model=Accepted, responses=ERRORS)
     def set_note(ticket_id: TicketId, body: NewNote) -> Accepted:
         return committed(model.set_note(queue(), ticket_id, body.note))
+
+    @app.get("/tickets/counts", response_model=Counts)
+    def counts() -> Counts:
+        """How many tickets are open, in progress and closed, by the read model."""
+        found = views.status_counts(stores.get())
+        return Counts(**{status: found.get(status, 0) for status in model.STATUSES})
 
     @app.get("/tickets/{ticket_id}", response_model=TicketOut, responses=ERRORS)
     def get_ticket(ticket_id: TicketId) -> TicketOut:

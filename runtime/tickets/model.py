@@ -106,15 +106,15 @@ def commanding(queue: Queue, command: Command) -> Iterator[tuple[str, Ticket]]:
     now = queue.clock.now()
     outbox = queue.policies.ticket_outbox
     with queue.store.transaction() as tx:
-        ticket, changed = _write(tx, command, fields, now)
-        if changed and outbox:
-            _enqueue(queue, tx, ticket)
-    if not changed or outbox:
+        ticket, moved = _write(tx, command, fields, now)
+        if moved is not None and outbox:
+            _enqueue(queue, tx, ticket, moved)
+    if moved is None or outbox:
         yield "committed", ticket
         return
     yield "ticket_saved", ticket
     with queue.store.transaction() as tx:
-        _enqueue(queue, tx, ticket)
+        _enqueue(queue, tx, ticket, moved)
     yield "projection_enqueued", ticket
 
 
@@ -136,9 +136,12 @@ def _validated(command: Command) -> dict[str, str]:
     raise UsageError(f"unknown command {command.name!r}")
 
 
-def _write(tx: Tx, command: Command, fields: dict[str, str], now: float) -> tuple[Ticket, bool]:
+def _write(
+    tx: Tx, command: Command, fields: dict[str, str], now: float
+) -> tuple[Ticket, list[str | None] | None]:
     """Write the command's change (if it makes one) with its history row and its event;
-    returns the ticket as it now is, and whether it changed."""
+    returns the ticket as it now is, and the status move the change made ([before, after],
+    [None, None] for a note; None when nothing changed)."""
     if command.name == "create":
         cursor = tx.execute(
             "INSERT INTO tickets (subject, message, status, version, created_at, updated_at)"
@@ -146,26 +149,27 @@ def _write(tx: Tx, command: Command, fields: dict[str, str], now: float) -> tupl
             (fields["subject"], fields["message"], now, now),
         )
         assert cursor.lastrowid is not None
-        return _changed(tx, cursor.lastrowid, "create", now, status=[None, "open"]), True
+        moved = [None, "open"]
+        return _changed(tx, cursor.lastrowid, "create", now, status=moved), moved
     assert command.ticket is not None
     if command.name == "set_status":
         ticket = _open_ticket(tx, command.ticket, f"move it to {fields['status']}")
         if ticket.status == fields["status"]:
-            return ticket, False
+            return ticket, None
         tx.execute(
             "UPDATE tickets SET status = ?, version = version + 1, updated_at = ? WHERE id = ?",
             (fields["status"], now, ticket.id),
         )
         moved = [ticket.status, fields["status"]]
-        return _changed(tx, ticket.id, "set_status", now, status=moved), True
+        return _changed(tx, ticket.id, "set_status", now, status=moved), moved
     ticket = _open_ticket(tx, command.ticket, "note it")
     if ticket.note == fields["note"]:
-        return ticket, False
+        return ticket, None
     tx.execute(
         "UPDATE tickets SET note = ?, version = version + 1, updated_at = ? WHERE id = ?",
         (fields["note"], now, ticket.id),
     )
-    return _changed(tx, ticket.id, "set_note", now), True
+    return _changed(tx, ticket.id, "set_note", now), [None, None]
 
 
 def get(store: Store | Tx, ticket_id: int) -> Ticket:
@@ -192,10 +196,15 @@ def _changed(tx: Tx, ticket_id: int, command: str, now: float, **detail: Any) ->
     return ticket
 
 
-def _enqueue(queue: Queue, tx: Tx, ticket: Ticket) -> None:
-    """The projection job that carries the ticket's new state to the read model."""
+def _enqueue(queue: Queue, tx: Tx, ticket: Ticket, moved: list[str | None]) -> None:
+    """The projection job that carries the ticket's new state to the read model, and the
+    status move the change made (`moved`: only a projector that counts by events reads it,
+    FM_020)."""
     queue.enqueue(
-        tx, PROJECT, ticket.state(), idempotency_key=f"{PROJECT}-{ticket.id}-v{ticket.version}"
+        tx,
+        PROJECT,
+        {**ticket.state(), "moved": moved},
+        idempotency_key=f"{PROJECT}-{ticket.id}-v{ticket.version}",
     )
 
 

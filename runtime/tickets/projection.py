@@ -76,7 +76,14 @@ def read(store: Store, effect: Effect) -> Effect:
     return Effect(effect.sink, effect.key, {**effect.detail, "read_version": row and row[0]})
 
 
-def write(tx: Tx, at: float, effect: Effect, policies: Policies, **who: Any) -> bool:
+def write(
+    tx: Tx,
+    at: float,
+    effect: Effect,
+    policies: Policies,
+    deferred: list[tuple[str, int]] | None = None,
+    **who: Any,
+) -> bool:
     """Write the projection if its version is newer than the row's; returns whether it did.
     Inside the commit's transaction; `who` names the execution, for its event.
 
@@ -84,6 +91,11 @@ def write(tx: Tx, at: float, effect: Effect, policies: Policies, **who: Any) -> 
     `conditional_write` it was decided by a read made earlier (`read`), and the write goes
     through on its strength whatever the row holds now (FM_018); without `version_guard`
     nobody asks, and every delivery overwrites (FM_017).
+
+    The counts move by the row's own change, in this transaction. Without lever
+    `count_on_write` they move by the event's transition (`moved`), written or not, so a
+    delivery the row skipped still counts (FM_020). Without `atomic_projection` the moves
+    are put in `deferred`, for the ack's transaction to write (FM_021).
     """
     row = view_row(effect.detail)
     ticket, version = row[0], row[5]
@@ -96,15 +108,24 @@ def write(tx: Tx, at: float, effect: Effect, policies: Policies, **who: Any) -> 
         written = newer and tx.execute(_OVERWRITE, row).rowcount == 1
     else:
         written = tx.execute(_UPSERT, row).rowcount == 1
+    if policies.count_on_write:
+        moves = [] if not written else [(row[2], +1)]
+        if written and before is not None:
+            moves.insert(0, (before["status"], -1))
+    else:  # by the event: what the change did, whatever the row did
+        old, new = effect.detail.get("moved") or (None, None)
+        moves = [(status, delta) for status, delta in ((old, -1), (new, +1)) if status]
+    for status, delta in moves:
+        if deferred is None:
+            count(tx, status, delta)
+        else:
+            deferred.append((status, delta))
     if not written:
         tx.event(
             at, "ticket.projection_skipped", **who, ticket=ticket, version=version,
             view_version=None if before is None else before["version"],
         )  # fmt: skip
         return False
-    if before is not None:
-        _count(tx, before["status"], -1)
-    _count(tx, row[2], +1)
     tx.event(
         at, "ticket.projected", **who, ticket=ticket, version=version,
         replaced=0 if before is None else before["version"],
@@ -112,7 +133,8 @@ def write(tx: Tx, at: float, effect: Effect, policies: Policies, **who: Any) -> 
     return True
 
 
-def _count(tx: Tx, status: str, delta: int) -> None:
+def count(tx: Tx, status: str, delta: int) -> None:
+    """Move the count of `status` by `delta`."""
     tx.execute(
         "INSERT INTO ticket_status_counts (status, tickets) VALUES (?, ?)"
         " ON CONFLICT (status) DO UPDATE SET tickets = tickets + excluded.tickets",

@@ -48,7 +48,8 @@ class Rebuilt:
     tickets: int
     """Rows in the swapped-in table."""
     taken_from_live: int
-    """Live rows a projection made newer while the shadow was filled."""
+    """Rows the swap took from the live table: those a projection made newer while the
+    shadow was filled (and, in a catch-up rebuild, every row it trusted as current)."""
     batches: int
 
 
@@ -77,16 +78,27 @@ def status_counts(store: Store) -> dict[str, int]:
 
 
 def rebuild(
-    store: Store, clock: Clock, *, batch: int = REBUILD_BATCH, policies: Policies = GUARDED
+    store: Store,
+    clock: Clock,
+    *,
+    batch: int = REBUILD_BATCH,
+    policies: Policies = GUARDED,
+    by: str | None = None,
 ) -> Rebuilt:
-    """Rebuild the read model from the write model and swap it in (see the module)."""
-    *_, (_, done) = rebuilding(store, clock, batch=batch, policies=policies)
+    """Rebuild the read model from the write model and swap it in (see the module); `by`
+    names who rebuilt, in the log."""
+    *_, (_, done) = rebuilding(store, clock, batch=batch, policies=policies, by=by)
     assert done is not None
     return done
 
 
 def rebuilding(
-    store: Store, clock: Clock, *, batch: int = REBUILD_BATCH, policies: Policies = GUARDED
+    store: Store,
+    clock: Clock,
+    *,
+    batch: int = REBUILD_BATCH,
+    policies: Policies = GUARDED,
+    by: str | None = None,
 ) -> Iterator[tuple[str, Rebuilt | None]]:
     """`rebuild`, one transaction at a time: yields (step, None) after each, and
     ("swapped", what it did) last, so the simulator can interleave readers, commands and
@@ -97,17 +109,17 @@ def rebuilding(
     (`swapped`); a reader between two of those steps finds tickets missing.
     """
     if not policies.shadow_swap:
-        yield from _rebuilding_in_place(store, clock, batch)
+        yield from _rebuilding_in_place(store, clock, batch, by)
         return
     with store.transaction() as tx:
-        seq = tx.event(clock.now(), "ticket.rebuild_started")
+        seq = tx.event(clock.now(), "ticket.rebuild_started", worker=by)
         _drop_stale_shadows(tx, clock.now())
         live_sql = tx.one("SELECT sql FROM sqlite_master WHERE name = 'ticket_views'")[0]
         shadow = f"{SHADOW_PREFIX}{seq}"
         tx.execute(live_sql.replace("ticket_views", shadow, 1))
     yield "started", None
     batches = 0
-    for _ in _batches(store, shadow, batch):
+    for _ in _batches(store, shadow, batch, every=policies.full_rebuild):
         batches += 1
         yield "filled", None
     with store.transaction() as tx:
@@ -120,15 +132,15 @@ def rebuilding(
         ).rowcount
         tx.execute("DROP TABLE ticket_views")
         tx.execute(f"ALTER TABLE {shadow} RENAME TO ticket_views")
-        done = _recounted(tx, clock, seq, taken, batches)
+        done = _recounted(tx, clock, seq, taken, batches, by)
     yield "swapped", done
 
 
 def _rebuilding_in_place(
-    store: Store, clock: Clock, batch: int
+    store: Store, clock: Clock, batch: int, by: str | None
 ) -> Iterator[tuple[str, Rebuilt | None]]:
     with store.transaction() as tx:
-        seq = tx.event(clock.now(), "ticket.rebuild_started")
+        seq = tx.event(clock.now(), "ticket.rebuild_started", worker=by)
         tx.execute("DELETE FROM ticket_views")
     yield "emptied", None
     batches = 0
@@ -136,17 +148,28 @@ def _rebuilding_in_place(
         batches += 1
         yield "filled", None
     with store.transaction() as tx:
-        done = _recounted(tx, clock, seq, 0, batches)
+        done = _recounted(tx, clock, seq, 0, batches, by)
     yield "swapped", done
 
 
-def _batches(store: Store, table: str, batch: int) -> Iterator[int]:
+_BEHIND = (
+    " AND NOT EXISTS (SELECT 1 FROM ticket_views v WHERE v.id = tickets.id"
+    " AND v.version >= tickets.version)"
+)
+"""Lever `full_rebuild` off: only the tickets whose live row is missing or behind."""
+
+
+def _batches(store: Store, table: str, batch: int, *, every: bool = True) -> Iterator[int]:
     """Project the write model into `table`, `batch` tickets a transaction; yields after
-    each transaction the number of tickets it wrote."""
-    after = 0
+    each transaction the number of tickets it wrote. Without `every` (lever
+    `full_rebuild` off: a catch-up) a ticket whose live row is at its current version is
+    left out, and the swap takes that row from the live table as it is (FM_022)."""
+    after, only = 0, "" if every else _BEHIND
     while True:
         with store.transaction() as tx:
-            rows = tx.all("SELECT * FROM tickets WHERE id > ? ORDER BY id LIMIT ?", (after, batch))
+            rows = tx.all(
+                f"SELECT * FROM tickets WHERE id > ?{only} ORDER BY id LIMIT ?", (after, batch)
+            )
             for row in rows:
                 tx.execute(
                     f"INSERT OR REPLACE INTO {table} ({_COLUMNS}) VALUES"
@@ -159,7 +182,9 @@ def _batches(store: Store, table: str, batch: int) -> Iterator[int]:
         after = rows[-1]["id"]
 
 
-def _recounted(tx: Tx, clock: Clock, started: int, taken: int, batches: int) -> Rebuilt:
+def _recounted(
+    tx: Tx, clock: Clock, started: int, taken: int, batches: int, by: str | None
+) -> Rebuilt:
     tx.execute("DELETE FROM ticket_status_counts")
     tx.execute(
         "INSERT INTO ticket_status_counts (status, tickets)"
@@ -167,10 +192,49 @@ def _recounted(tx: Tx, clock: Clock, started: int, taken: int, batches: int) -> 
     )
     tickets = tx.one("SELECT count(*) FROM ticket_views")[0]
     tx.event(
-        clock.now(), "ticket.views_rebuilt", started=started, tickets=tickets,
+        clock.now(), "ticket.views_rebuilt", worker=by, started=started, tickets=tickets,
         taken_from_live=taken, batches=batches,
     )  # fmt: skip
     return Rebuilt(tickets, taken, batches)
+
+
+def reconcile(store: Store, clock: Clock, *, by: str | None = None) -> list[int]:
+    """Compare every read-model row with the projection of its ticket's current state;
+    returns the tickets whose row is damaged, and logs them (`ticket.views_suspect`) when
+    there are any: the read model is unfit for those tickets until a rebuild that starts
+    after this has swapped in.
+
+    Lag is not damage: a row behind its ticket's version is a projection still to come.
+    Damage is a row at (or past) the ticket's version that differs from what projecting
+    the ticket gives, or a row for a ticket that does not exist.
+    """
+    damaged = []
+    given = {row["id"]: row for row in store.all("SELECT * FROM tickets")}
+    for row in store.all(f"SELECT {_COLUMNS} FROM ticket_views ORDER BY id"):
+        ticket = given.get(row[0])
+        if ticket is None or _damaged(tuple(row), ticket):
+            damaged.append(row[0])
+    if damaged:
+        with store.transaction() as tx:
+            tx.event(clock.now(), "ticket.views_suspect", worker=by, tickets=damaged)
+    return damaged
+
+
+def counts_off(store: Store) -> dict[str, tuple[int, int]]:
+    """The statuses whose stored count differs from a count of the rows: status ->
+    (stored, counted). Empty when the counts agree with the rows they count."""
+    stored = status_counts(store)
+    counted = dict(store.tuples("SELECT status, count(*) FROM ticket_views GROUP BY status"))
+    return {
+        status: (stored.get(status, 0), counted.get(status, 0))
+        for status in sorted(stored.keys() | counted.keys())
+        if stored.get(status, 0) != counted.get(status, 0)
+    }
+
+
+def _damaged(row: tuple[Any, ...], ticket: Any) -> bool:
+    """A row at (or past) its ticket's version that is not what projecting it gives."""
+    return row[5] >= ticket["version"] and row != view_row({**dict(ticket), "ticket": ticket["id"]})
 
 
 def _drop_stale_shadows(tx: Tx, now: float) -> None:

@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 AGENT = "agent"
 READER = "reader"
 REBUILDER = "rebuilder"
+CORRUPT_FIRING = 0.5
+"""The chance a switched-on `view_corrupt` garbles a row before a reconciliation looks:
+damage is why a reconciliation runs, so about half of them have something to find."""
 CHANGES = (
     ("set_status", "status", "in_progress"),
     ("set_note", "note", "Looking into it."),
@@ -47,6 +50,10 @@ class TicketsWorld:
     """Rebuilds the rebuilder makes during a run."""
     batch: int = 1
     """Tickets per transaction of a rebuild: one, so that every ticket is a step."""
+    reconcile: bool = False
+    """The rebuilder reconciles the read model first (runtime.tickets.views.reconcile),
+    and rebuilds only when it finds damage; fault site `view_corrupt` garbles a row just
+    before it looks (FM_022)."""
 
     def begin(self, sim: "Simulation") -> "TicketActors":
         return TicketActors(self, sim)
@@ -90,9 +97,19 @@ class TicketActors:
             actors.append(AGENT)
         if self._ids and self._reads_left and READER in self.names:
             actors.append(READER)
-        if self._ids and (self._rebuild is not None or self._rebuilds_left):
+        if self._ids and (self._rebuild is not None or self._rebuilds_left) and self._due():
             actors.append(REBUILDER)
         return actors
+
+    def _due(self) -> bool:
+        """A rebuild may start at any time; a reconciliation once the agent has sent every
+        command and the read model has a row: before that, nearly every row is behind its
+        ticket, lag a reconciliation rightly leaves alone."""
+        if self._rebuild is not None or not self.world.reconcile:
+            return True
+        if self._script or self._sending is not None:
+            return False
+        return self.queue.store.one("SELECT 1 FROM ticket_views LIMIT 1") is not None
 
     def act(self, actor: str) -> str:
         if actor == AGENT:
@@ -166,17 +183,46 @@ class TicketActors:
     # --- the rebuilder ----------------------------------------------------------------
 
     def _rebuild_step(self) -> str:
+        if self._rebuild is None and self.world.reconcile:
+            self._rebuilds_left -= 1
+            self._corrupt()
+            if not views.reconcile(self.queue.store, self.queue.clock, by=REBUILDER):
+                return "reconciled"
+            self.sim.marks.hit("views.suspect")
+            self._rebuild = self._rebuilding()
+            return "found_damage"
         if self._rebuild is None:
             self._rebuilds_left -= 1
-            self._rebuild = views.rebuilding(
-                self.queue.store,
-                self.queue.clock,
-                batch=self.world.batch,
-                policies=self.queue.policies,
-            )
+            self._rebuild = self._rebuilding()
         name, done = next(self._rebuild)
         if done is not None:
             self._rebuild = None
             if self.queue.policies.shadow_swap:
                 self.sim.marks.hit("rebuild.swapped")
         return name
+
+    def _rebuilding(self) -> Iterator[tuple[str, views.Rebuilt | None]]:
+        return views.rebuilding(
+            self.queue.store,
+            self.queue.clock,
+            batch=self.world.batch,
+            policies=self.queue.policies,
+            by=REBUILDER,
+        )
+
+    def _corrupt(self) -> None:
+        """Fault site `view_corrupt`: one row of the read model is garbled (a bad sector, a
+        hand-written UPDATE, a restore gone wrong), its version untouched."""
+        sim = self.sim
+        if self._healed or "view_corrupt" not in sim.active_sites:
+            return
+        if not sim.choices.maybe(("view_corrupt",), CORRUPT_FIRING, "view corrupt"):
+            return
+        store = self.queue.store
+        rows = [row[0] for row in store.tuples("SELECT id FROM ticket_views ORDER BY id")]
+        if not rows:
+            return
+        ticket = rows[sim.choices.below(len(rows), "corrupt ticket")]
+        self.queue.store.all("UPDATE ticket_views SET preview = 'garbled' WHERE id = ?", (ticket,))
+        sim.marks.hit("fault.view_corrupt")
+        self.queue.note("fault.view_corrupt", worker=REBUILDER, ticket=ticket)
