@@ -11,6 +11,7 @@
 #   make replay FM=1 SEED=17 (or TAPE=file)   replay one explored run, byte for byte
 #   make bench-sim       the simulator's speed, beside raw SQLite and Hypothesis
 #   make bench-tickets   the tickets service's lag and throughput over real HTTP
+#   make torture [TRIALS=20] [WITHOUT=lever]   SIGKILL real worker processes, then check
 #   make serve [DB=lab.db] [PORT=8000]   the tickets API, with its projector
 #   make fuzz-api [EXAMPLES=50] [SEED=1]   schemathesis against a started tickets API
 
@@ -27,7 +28,7 @@ WORLD = --policy $(or $(POLICY),baseline) --scheduler $(or $(SCHEDULER),random) 
   $(if $(JOBS),--jobs $(JOBS)) $(if $(WORKERS),--workers $(WORKERS))
 
 .PHONY: help sync test lint fmt demo new-fm index check-index gate explore replay bench-sim serve \
-  fuzz-api bench-tickets
+  fuzz-api bench-tickets torture
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -80,6 +81,9 @@ replay: sync
 
 bench-sim: sync
 	$(RUN) python -m bench.sim
+
+torture: sync
+	$(RUN) python -m torture.run --trials $(or $(TRIALS),20) $(if $(WITHOUT),--without $(WITHOUT))
 
 bench-tickets: sync
 	$(RUN) python -m bench.tickets

@@ -17,6 +17,7 @@ from typing import NoReturn
 from runtime import cli_explore as explorer
 from runtime import cli_intents as intent_commands
 from runtime import cli_tickets as ticket_commands
+from runtime import cli_worker as worker_commands
 from runtime import invariants, timeline
 from runtime.clock import SystemClock
 from runtime.errors import UsageError
@@ -61,6 +62,17 @@ def _whole(name: str, least: int, most: int | None = None) -> Callable[[str], in
 _seed = _whole("seed", 0)
 _count = _whole("count", 1)
 _port = _whole("port", 0, 65535)
+
+
+def _positive_seconds(text: str) -> float:
+    """An argparse type: a number of seconds above 0."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seconds must be a number, got {text!r}") from None
+    if not 0 < seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"seconds must be above 0, got {text}")
+    return seconds
 
 
 def _world_options(parser: argparse.ArgumentParser) -> None:
@@ -151,6 +163,7 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument("--key", default=None, help="idempotency key")
     intent_commands.add_commands(commands, _count, _seed)
     ticket_commands.add_commands(commands, _port)
+    worker_commands.add_commands(commands, _count, _positive_seconds)
     return parser
 
 
@@ -220,6 +233,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return intent_commands.run(args)
     if args.command in ticket_commands.COMMANDS:
         return ticket_commands.run(args)
+    if args.command in worker_commands.COMMANDS:
+        return worker_commands.run(args)
     if args.command == "submit":
         try:
             payload = json.loads(args.payload)

@@ -215,19 +215,28 @@ class Queue:
 
     # --- worker -----------------------------------------------------------------------
 
-    def lease(self, worker: str) -> Lease | None:
-        """Lease the oldest ready job to `worker`, or None when nothing is ready.
+    def lease(self, worker: str, kinds: tuple[str, ...] | None = None) -> Lease | None:
+        """Lease the oldest ready job to `worker` (of one of `kinds`, when given), or None
+        when nothing is ready.
 
         Atomic: the job goes RUNNING with a new fencing token, and the execution row and the
         `job.leased` event are written, in one transaction.
         """
         now = self.clock.now()
         with self.store.transaction() as tx:
-            row = tx.one(
-                "SELECT id, attempts, fencing_token FROM jobs"
-                " WHERE state = 'PENDING' AND run_at <= ? ORDER BY run_at, id LIMIT 1",
-                (now,),
-            )
+            if kinds is None:
+                row = tx.one(
+                    "SELECT id, attempts, fencing_token FROM jobs"
+                    " WHERE state = 'PENDING' AND run_at <= ? ORDER BY run_at, id LIMIT 1",
+                    (now,),
+                )
+            else:
+                row = tx.one(
+                    "SELECT id, attempts, fencing_token FROM jobs WHERE state = 'PENDING'"
+                    f" AND run_at <= ? AND kind IN ({', '.join('?' * len(kinds))})"
+                    " ORDER BY run_at, id LIMIT 1",
+                    (now, *kinds),
+                )
             if row is None:
                 return None
             job_id, attempt, token = row["id"], row["attempts"] + 1, row["fencing_token"] + 1

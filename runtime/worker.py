@@ -50,10 +50,21 @@ Handler = Callable[[Job], Effect]
 
 
 class Worker:
-    def __init__(self, name: str, queue: Queue, handlers: Mapping[str, Handler]) -> None:
+    def __init__(
+        self,
+        name: str,
+        queue: Queue,
+        handlers: Mapping[str, Handler],
+        kinds: tuple[str, ...] | None = None,
+    ) -> None:
+        """`kinds`: lease only jobs of these kinds (a worker process started for some of
+        the handlers); None: any kind."""
         self.name = name
         self.queue = queue
         self.handlers = handlers
+        self.kinds = kinds
+        self.lease: Lease | None = None
+        """The lease of the attempt in hand, for a heartbeat to extend (runtime.process)."""
         self.in_external_call = False
         """True while the worker waits on an external call's answer (at `effect_applied`):
         where a timeout can strike after the call has applied."""
@@ -64,13 +75,20 @@ class Worker:
         Yields nothing when no job is ready.
         """
         try:
-            lease = self.queue.lease(self.name)
+            lease = self.queue.lease(self.name, self.kinds)
         except StoreUnavailable:
             self.queue.marks.hit("store.unavailable")
             yield "store_error"
             return
         if lease is None:
             return
+        self.lease = lease
+        try:
+            yield from self._attempt(lease)
+        finally:
+            self.lease = None
+
+    def _attempt(self, lease: Lease) -> Iterator[str]:
         yield "leased"
         try:
             if not self.queue.policies.ack_after_commit:

@@ -1,0 +1,152 @@
+"""A real worker process on the real clock: what `fmlab worker` runs.
+
+The simulator proves the design; a real process has to survive what a simulator only
+models. Here `concurrency` threads each run the runtime's own Worker over their own
+connection to one database file, and sweep expired leases when they find nothing ready (a
+process that died holding one leaves it to be rescued). While a handler runs, a heartbeat
+thread extends the attempt's lease every third of it, so a slow handler keeps its job and
+a dead process loses it within one lease. SIGTERM or SIGINT stops the process gracefully:
+each thread finishes the attempt in hand (the commit and the ack are quick; a handler is
+not interrupted) and takes no other; the process exits 0 holding no lease. A SIGKILL is the
+crash the rest of the runtime exists for: whatever the process held is rescued by the
+reaper once its lease runs out.
+
+Each step a thread takes is one JSON line on stderr, for a person or a log shipper.
+"""
+
+import json
+import random
+import sys
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from runtime.clock import SystemClock
+from runtime.errors import LeaseLost, StoreUnavailable
+from runtime.policies import Policies
+from runtime.queue import Lease, Queue
+from runtime.store import Store
+from runtime.worker import Handler, Worker
+
+POLL_S = 0.05
+"""How long an idle thread waits before it looks for work again."""
+BEATS_PER_LEASE = 3
+
+
+@dataclass(frozen=True)
+class Settings:
+    path: Path
+    handlers: Mapping[str, Handler]
+    policies: Policies
+    concurrency: int = 1
+    kinds: tuple[str, ...] | None = None
+    name: str = "worker"
+    seed: int = 0
+    """Thread n draws its retry jitter from random.Random(seed + n)."""
+
+
+def run(settings: Settings, stop: threading.Event, log: TextIO = sys.stderr) -> None:
+    """Run `settings.concurrency` threads until `stop` is set and each has finished the
+    attempt in hand."""
+    lock = threading.Lock()
+
+    def write(record: dict[str, Any]) -> None:
+        with lock:
+            log.write(json.dumps(record, sort_keys=True) + "\n")
+            log.flush()
+
+    threads = [
+        threading.Thread(target=_thread, args=(settings, n, stop, write))
+        for n in range(1, settings.concurrency + 1)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def _thread(
+    settings: Settings, n: int, stop: threading.Event, write: Callable[[dict[str, Any]], None]
+) -> None:
+    name, clock = f"{settings.name}.{n}", SystemClock()
+    store = Store.open(settings.path, create=False)
+    queue = Queue(store, clock, random.Random(settings.seed + n), settings.policies)
+    worker = Worker(name, queue, settings.handlers, settings.kinds)
+    beat = _Heartbeat(settings, stop)
+    try:
+        while not stop.is_set():
+            try:
+                if queue.has_expired_lease():
+                    for job in queue.reap():
+                        write({"at": clock.now(), "worker": name, "step": "rescued", "job": job})
+                took = False
+                for step in worker.attempt():
+                    took = True
+                    lease = worker.lease
+                    beat.hold(lease if step == "started" else None)
+                    write(_record(clock.now(), name, step, lease))
+            except StoreUnavailable as error:  # locked past the busy timeout: try again
+                write(
+                    {"at": clock.now(), "worker": name, "step": "store_error", "error": f"{error}"}
+                )
+                took = False
+            finally:
+                beat.hold(None)
+            if not took:
+                stop.wait(POLL_S)
+    finally:
+        beat.close()
+        store.close()
+
+
+def _record(at: float, name: str, step: str, lease: Lease | None) -> dict[str, Any]:
+    record: dict[str, Any] = {"at": at, "worker": name, "step": step}
+    if lease is not None:
+        record.update(job=lease.job_id, execution=lease.execution_id, token=lease.fencing_token)
+    return record
+
+
+class _Heartbeat:
+    """Extends the held lease every third of a lease, on a connection of its own, while
+    the handler runs; stops at the first refusal (the lease is lost: the fence will refuse
+    the attempt's next write too)."""
+
+    def __init__(self, settings: Settings, stop: threading.Event) -> None:
+        self._settings = settings
+        self._lease: Lease | None = None
+        self._changed = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._beat, daemon=True)
+        self._thread.start()
+
+    def hold(self, lease: Lease | None) -> None:
+        with self._changed:
+            self._lease = lease
+            self._changed.notify()
+
+    def close(self) -> None:
+        with self._changed:
+            self._closed = True
+            self._changed.notify()
+        self._thread.join()
+
+    def _beat(self) -> None:
+        settings = self._settings
+        store = Store.open(settings.path, create=False)
+        queue = Queue(store, SystemClock(), random.Random(settings.seed), settings.policies)
+        every = settings.policies.lease_s / BEATS_PER_LEASE
+        try:
+            with self._changed:
+                while not self._closed:
+                    lease = self._lease
+                    self._changed.wait(every if lease is not None else None)
+                    if self._closed or lease is None or self._lease is not lease:
+                        continue
+                    try:
+                        queue.heartbeat(lease)
+                    except (LeaseLost, StoreUnavailable):
+                        self._lease = None
+        finally:
+            store.close()

@@ -1,0 +1,196 @@
+"""Crash torture: real worker processes on one SQLite file, killed with SIGKILL at random
+and started again, then every invariant and SQLite's own integrity check. `make torture`.
+
+The simulator kills workers between named steps of one process. Here the kill is the
+operating system's: a worker process dies wherever it is (inside a handler, inside a
+commit, between a commit and its ack) and keeps nothing; its lease runs out and another
+process's reaper hands the job on. A trial submits jobs whose handlers take a few
+milliseconds and record one effect each, runs several `fmlab worker` processes of several
+threads each, kills one at random many times (starting a new one in its place each time),
+waits until every job has ended, stops the processes with SIGTERM (each must exit 0), and
+then asks the database: lost jobs (not ended), duplicated effects (INV_001), any other
+violated invariant, and `PRAGMA integrity_check`.
+
+`--without LEVER` runs the workers with one guard off, to show the torture catches what
+the guard prevents: without the commit boundary, an effect is recorded before its commit,
+and a kill between the two makes the retry record it again.
+"""
+
+import argparse
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from runtime import invariants, states
+from runtime.clock import SystemClock
+from runtime.policies import LEVERS
+from runtime.queue import Queue
+from runtime.store import Store
+from torture.handlers import KIND
+
+FMLAB = Path(sys.executable).parent / "fmlab"
+HANDLERS = "torture.handlers:HANDLERS"
+QUIET_WAIT_S = 120.0
+
+
+@dataclass
+class Trial:
+    number: int
+    kills: int = 0
+    rescued: int = 0
+    """Leases the reaper took back from a killed process: kills that landed mid-job."""
+    succeeded: int = 0
+    dead: int = 0
+    lost: int = 0
+    duplicated: int = 0
+    integrity: str = ""
+    exits: list[int] = field(default_factory=list)
+    other: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def clean(self) -> bool:
+        return (
+            self.lost == 0
+            and self.duplicated == 0
+            and self.integrity == "ok"
+            and not self.other
+            and set(self.exits) <= {0}
+        )
+
+
+def trial(number: int, args: argparse.Namespace) -> Trial:
+    rng = random.Random(args.seed * 1_000 + number)
+    result = Trial(number)
+    with tempfile.TemporaryDirectory() as folder:
+        db = Path(folder) / "torture.db"
+        store = Store.open(db)
+        queue = Queue(store, SystemClock(), random.Random(number))
+        for _ in range(args.jobs):
+            queue.submit(KIND, {"ms": rng.randint(0, args.work_ms)})
+        store.close()
+        workers = [start(db, f"w{n}", args) for n in range(1, args.workers + 1)]
+        while result.kills < args.kills:
+            time.sleep(rng.uniform(0.02, args.kill_every_s * 2))
+            victim = rng.randrange(len(workers))
+            workers[victim].send_signal(signal.SIGKILL)
+            workers[victim].wait()
+            result.kills += 1
+            workers[victim] = start(db, f"w{victim + 1}k{result.kills}", args)
+        wait_until_ended(db)
+        for worker in workers:
+            worker.send_signal(signal.SIGTERM)
+        result.exits = [worker.wait(timeout=60) for worker in workers]
+        store = Store.open(db, read_only=True)
+        try:
+            count(store, result)
+        finally:
+            store.close()
+    return result
+
+
+def start(db: Path, name: str, args: argparse.Namespace) -> subprocess.Popen:
+    argv = [
+        str(FMLAB), "worker", "--db", str(db), "--handlers", HANDLERS,
+        "--concurrency", str(args.concurrency), "--lease-s", str(args.lease_s), "--name", name,
+    ]  # fmt: skip
+    if args.without:
+        argv += ["--without", args.without]
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def wait_until_ended(db: Path) -> None:
+    """Until every job is SUCCEEDED or DEAD, or the wait runs out (then the jobs still
+    open are counted as lost)."""
+    deadline = time.monotonic() + QUIET_WAIT_S
+    store = Store.open(db, create=False)  # not read-only: that reads a file with no writer
+    # attached yet as immutable, and would never see the workers' progress
+    try:
+        while time.monotonic() < deadline:
+            open_jobs = store.one(
+                "SELECT count(*) FROM jobs WHERE state NOT IN ('SUCCEEDED', 'DEAD')"
+            )[0]
+            if open_jobs == 0:
+                return
+            time.sleep(0.05)
+    finally:
+        store.close()
+
+
+def count(store: Store, result: Trial) -> None:
+    states_ = Counter(row[0] for row in store.tuples("SELECT state FROM jobs"))
+    result.succeeded, result.dead = states_[states.SUCCEEDED], states_[states.DEAD]
+    result.lost = sum(n for state, n in states_.items() if state not in states.JOB_TERMINAL)
+    result.integrity = store.one("PRAGMA integrity_check")[0]
+    result.rescued = store.one("SELECT count(*) FROM events WHERE type = 'lease.expired'")[0]
+    for violation in invariants.check(store, final=True):
+        if violation.inv == "INV_001":
+            result.duplicated += 1
+        elif not (violation.inv == "INV_004" and "ended the run" in violation.message):
+            result.other[violation.inv] += 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m torture.run", description=__doc__)
+    parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--jobs", type=int, default=150, help="jobs a trial")
+    parser.add_argument("--workers", type=int, default=3, help="worker processes")
+    parser.add_argument("--concurrency", type=int, default=2, help="threads a process")
+    parser.add_argument("--kills", type=int, default=6, help="SIGKILLs a trial")
+    parser.add_argument("--kill-every-s", type=float, default=0.15, help="mean gap between kills")
+    parser.add_argument("--work-ms", type=int, default=20, help="longest handler, ms")
+    parser.add_argument("--lease-s", type=float, default=1.0)
+    parser.add_argument("--without", choices=LEVERS, default=None, metavar="LEVER")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    policy = "GUARDED" if args.without is None else f"GUARDED without {args.without}"
+    print(
+        f"crash torture on SQLite, {policy}: {args.trials} trials of {args.jobs} jobs,"
+        f" {args.workers} worker processes x {args.concurrency} threads, {args.kills} SIGKILLs"
+        f" a trial, lease {args.lease_s:g} s"
+    )
+    print(
+        "| trial | SIGKILLs | leases rescued | succeeded | dead | lost | duplicated effects"
+        " | other | integrity |"
+    )
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |")
+    started, results = time.monotonic(), []
+    for number in range(1, args.trials + 1):
+        r = trial(number, args)
+        results.append(r)
+        other = ", ".join(f"{inv} x{n}" for inv, n in sorted(r.other.items())) or "-"
+        exits = "" if set(r.exits) <= {0} else f" (exits {r.exits})"
+        print(
+            f"| {r.number} | {r.kills} | {r.rescued} | {r.succeeded} | {r.dead} | {r.lost}"
+            f" | {r.duplicated}"
+            f" | {other} | {r.integrity}{exits} |",
+            flush=True,
+        )
+    total = Trial(0)
+    for r in results:
+        total.kills += r.kills
+        total.rescued += r.rescued
+        total.succeeded += r.succeeded
+        total.dead += r.dead
+        total.lost += r.lost
+        total.duplicated += r.duplicated
+        total.other.update(r.other)
+    clean = sum(r.clean for r in results)
+    print(
+        f"\n{total.kills} SIGKILLs in {len(results)} trials ({time.monotonic() - started:.0f} s),"
+        f" {total.rescued} leases rescued from killed processes: {total.succeeded} jobs"
+        f" succeeded, {total.dead} dead, {total.lost} lost, {total.duplicated} duplicated"
+        f" effects, other violations {dict(total.other) or 0}; {clean} of {len(results)}"
+        " trials clean (integrity ok, every worker exited 0)"
+    )
+
+    return 0 if clean == len(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
