@@ -12,7 +12,7 @@ from dataclasses import replace
 from runtime.faults import SITES, FaultMix
 from runtime.policies import Policies
 from runtime.sim import Scenario, worker_names
-from runtime.tickets.projection import HANDLERS
+from runtime.tickets.projector import HANDLERS
 from runtime.tickets.world import TicketsWorld
 
 ATTEMPTS = 12

@@ -20,7 +20,7 @@ from runtime.errors import UsageError
 from runtime.intents.log import HANDLERS as INTENT_HANDLERS
 from runtime.policies import GUARDED, LEVERS
 from runtime.store import Store
-from runtime.tickets.projection import HANDLERS as TICKET_HANDLERS
+from runtime.tickets.projector import HANDLERS as TICKET_HANDLERS
 from runtime.worker import Handler
 
 COMMANDS = ("worker",)

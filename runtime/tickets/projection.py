@@ -14,14 +14,11 @@ closed) move in the same transaction, and only when the row did: a repeat cannot
 a ticket twice.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from runtime.effects import Effect
 from runtime.policies import Policies
 from runtime.store import Store, Tx
-
-if TYPE_CHECKING:
-    from runtime.queue import Job
 
 SINK = "ticket_views"
 """The effect sink of a projection: the read model."""
@@ -59,13 +56,6 @@ def view_row(state: dict[str, Any]) -> tuple[Any, ...]:
         VIEW_SCHEMA_VERSION,
         state["updated_at"],
     )
-
-
-def project(job: "Job") -> Effect:
-    """The projection job's handler. The effect's key is the job's own: a repeat of this
-    job is absorbed by the runtime's commit boundary, and a second job carrying the same
-    version is the projector's to absorb, by version."""
-    return Effect(SINK, f"job-{job.id}", job.payload)
 
 
 def read(store: Store, effect: Effect) -> Effect:
@@ -140,6 +130,3 @@ def count(tx: Tx, status: str, delta: int) -> None:
         " ON CONFLICT (status) DO UPDATE SET tickets = tickets + excluded.tickets",
         (status, delta),
     )
-
-
-HANDLERS = {"ticket.project": project}

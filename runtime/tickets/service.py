@@ -16,7 +16,7 @@ from runtime.errors import StoreUnavailable
 from runtime.policies import GUARDED, Policies
 from runtime.queue import Queue
 from runtime.store import Store
-from runtime.tickets.projection import HANDLERS
+from runtime.tickets.projector import HANDLERS
 from runtime.worker import Worker
 
 POLICIES: Policies = replace(GUARDED, lease_s=2.0)

@@ -1,8 +1,8 @@
 """The tickets service as a simulated world: its actors, interleaved with its projectors.
 
 `TicketsWorld` is what a scenario names (`Scenario.world`); each run begins its own
-`TicketActors`. The workers of the scenario are the projectors (runtime.tickets.projection
-HANDLERS). Three more actors join them:
+`TicketActors`. The workers of the scenario are the projectors (runtime.tickets.projector).
+Three more actors join them:
 
 - the **agent** sends the script of commands, one transaction a step (two, without lever
   `ticket_outbox`); fault site `client_crash` can kill it before any of its steps, and
