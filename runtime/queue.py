@@ -431,9 +431,11 @@ class Queue:
         """Finish the job: SUCCEEDED, execution DONE, lease released, and the event that
         says so, in one transaction. Fenced."""
 
+        deferred = self._deferred_counts.pop(lease.execution_id, ())  # taken, whatever happens
+
         def finish(tx: Tx, now: float) -> None:
             _succeed(tx, now, lease)
-            for status, delta in self._deferred_counts.pop(lease.execution_id, ()):
+            for status, delta in deferred:
                 projection.count(tx, status, delta)
             _log_succeeded(tx, now, lease)
 
