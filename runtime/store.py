@@ -166,6 +166,10 @@ MIGRATIONS: dict[int, str] = {
         tickets INTEGER NOT NULL
     );
     """,
+    6: """
+    ALTER TABLE tickets ADD COLUMN idempotency_key TEXT;
+    CREATE UNIQUE INDEX tickets_by_idempotency_key ON tickets (idempotency_key);
+    """,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 _PRISTINE: bytes | None = None

@@ -70,14 +70,14 @@ def test_a_new_database_is_at_the_current_schema_and_marked_as_ours(store):
 
 def test_a_database_of_an_older_schema_is_migrated_on_open_and_keeps_its_rows(tmp_path):
     """Schema 2 added `accounts`, 3 `intents`, 4 the derived failure views, 5 the tickets
-    service's tables; a file made at schema 1 gains them all, one migration per
-    transaction, and loses nothing it held."""
+    service's tables, 6 their idempotency keys; a file made at schema 1 gains them all,
+    one migration per transaction, and loses nothing it held."""
     path = tmp_path / "v1.db"
     schema_1_file(path, with_job=True)
 
     store = Store.open(path)
 
-    assert store.schema_version() == SCHEMA_VERSION == 5
+    assert store.schema_version() == SCHEMA_VERSION == 6
     assert store.one("SELECT count(*) FROM accounts")[0] == 0
     assert store.one("SELECT count(*) FROM tickets")[0] == 0
     assert store.one("SELECT count(*) FROM intents")[0] == 0

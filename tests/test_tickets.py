@@ -344,3 +344,21 @@ def test_fmlab_reconcile_exits_1_naming_the_damaged_rows_and_0_after_a_rebuild(t
     assert "status count open: 3 stored, 1 rows" in capsys.readouterr().out
     assert cli.main(["rebuild", "--db", str(db)]) == 0
     assert cli.main(["reconcile", "--db", str(db)]) == 0
+
+
+# --- idempotency keys ---------------------------------------------------------------
+
+
+def test_a_create_retried_with_its_key_answers_with_the_first_ticket_and_opens_none():
+    queue = tickets()
+
+    first, new = model.opened(queue, "Printer", "On fire", key="req-1")
+    again, new_again = model.opened(queue, "Printer", "On fire", key="req-1")
+
+    assert (new, new_again) == (True, False)
+    assert again == first
+    assert projection_jobs(queue) == [(1, "PENDING")]  # one ticket, one projection
+    with pytest.raises(model.KeyReused, match="req-1"):
+        model.create(queue, "Printer", "Out of paper", key="req-1")
+    other = model.create(queue, "Printer", "On fire", key="req-2")
+    assert other.id == 2

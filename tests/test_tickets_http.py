@@ -35,11 +35,20 @@ class Api:
     def __init__(self, url: str) -> None:
         self.url = url
 
-    def call(self, method: str, path: str, body: Any = None, raw: bytes | None = None) -> Any:
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        raw: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
         """(status, parsed JSON body or text)."""
         data = raw if raw is not None else None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(self.url + path, data=data, method=method)
         request.add_header("content-type", "application/json")
+        for name, value in (headers or {}).items():
+            request.add_header(name, value)
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
                 status, text = response.status, response.read().decode()
@@ -322,3 +331,23 @@ def test_bad_input_to_the_service_commands_is_one_line_and_exit_2(tmp_path, argv
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and error in done.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_create_retried_with_its_idempotency_key_opens_one_ticket(tmp_path):
+    """A client that never heard back sends the create again with the same key: 200 and the
+    first ticket, not a second one. The same key with another body is a 409."""
+    db = tmp_path / "tickets.db"
+    with serving(db) as api:
+        body = {"subject": "Printer on fire", "message": "Third floor"}
+        first = api.call("POST", "/tickets", body, headers={"Idempotency-Key": "req-7"})
+        again = api.call("POST", "/tickets", body, headers={"Idempotency-Key": "req-7"})
+        other = api.call(
+            "POST", "/tickets", {**body, "message": "Fourth floor"},
+            headers={"Idempotency-Key": "req-7"},
+        )  # fmt: skip
+
+        assert first == (201, {"id": 1, "version": 1})
+        assert again == (200, {"id": 1, "version": 1})
+        assert other[0] == 409 and "req-7" in other[1]["error"]
+        api.quiet()
+    assert violations(db) == []

@@ -21,7 +21,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, Header, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
@@ -33,7 +33,14 @@ from runtime.clock import Clock, SystemClock
 from runtime.errors import StoreUnavailable, UsageError
 from runtime.store import Store
 from runtime.tickets import lag, model, service, views
-from runtime.tickets.model import MESSAGE_MAX, NOTE_MAX, SUBJECT_MAX, TicketClosed, UnknownTicket
+from runtime.tickets.model import (
+    MESSAGE_MAX,
+    NOTE_MAX,
+    SUBJECT_MAX,
+    KeyReused,
+    TicketClosed,
+    UnknownTicket,
+)
 
 ID_MAX = 2**63 - 1
 """The largest id SQLite can hold: a larger one is not a ticket, and is refused as such."""
@@ -44,9 +51,10 @@ class Error(BaseModel):
     error: str
 
 
-SAYS_SOMETHING = r"\S"
+SAYS_SOMETHING = model.SAYS_SOMETHING
 """A text must hold a character that is not white space; the schema says so, so that a
-client (or a fuzzer) that reads it knows "   " is refused."""
+client (or a fuzzer) that reads it knows "   " is refused, by the same rule the model
+applies (runtime.tickets.model.WHITE_SPACE)."""
 
 
 class NewTicket(BaseModel):
@@ -110,7 +118,7 @@ class Health(BaseModel):
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": Error, "description": "The body is not JSON"},
     404: {"model": Error, "description": "No such ticket, or not in the read model yet"},
-    409: {"model": Error, "description": "The ticket is closed"},
+    409: {"model": Error, "description": "The ticket is closed, or an idempotency key reused"},
     422: {"model": Error, "description": "The request is not what the schema says"},
     503: {"model": Error, "description": "The database is busy; retry"},
 }
@@ -210,7 +218,7 @@ def create_app(path: Path, *, clock: Clock | None = None, projector: bool = True
     @app.exception_handler(UsageError)
     async def refused(_: Request, error: UsageError) -> JSONResponse:
         status = 404 if isinstance(error, UnknownTicket) else 409 if isinstance(
-            error, TicketClosed
+            error, (TicketClosed, KeyReused)
         ) else 422  # fmt: skip
         return JSONResponse({"error": str(error)}, status_code=status)
 
@@ -218,10 +226,27 @@ def create_app(path: Path, *, clock: Clock | None = None, projector: bool = True
     async def busy(_: Request, error: StoreUnavailable) -> JSONResponse:
         return JSONResponse({"error": f"the database is busy: {error}"}, status_code=503)
 
-    @app.post("/tickets", status_code=201, response_model=Accepted, responses=ERRORS)
-    def create(body: NewTicket, response: Response) -> Accepted:
-        ticket = model.create(queue(), body.subject, body.message)
+    @app.post(
+        "/tickets",
+        status_code=201,
+        response_model=Accepted,
+        responses={**ERRORS, 200: {"model": Accepted, "description": "A retried create"}},
+    )
+    def create(
+        body: NewTicket,
+        response: Response,
+        idempotency_key: Annotated[
+            str | None, Header(min_length=1, max_length=model.KEY_MAX, pattern=SAYS_SOMETHING)
+        ] = None,
+    ) -> Accepted:
+        """Open a ticket. With an `Idempotency-Key` header, a create sent again with the same
+        key answers 200 with the ticket the first one opened; the same key with another
+        subject or message is a 409."""
+        ticket, new = model.opened(queue(), body.subject, body.message, key=idempotency_key)
         response.headers["Location"] = f"/tickets/{ticket.id}"
+        if not new:
+            response.status_code = 200  # a retry: nothing was opened
+            return Accepted(id=ticket.id, version=ticket.version)
         return committed(ticket)
 
     @app.patch("/tickets/{ticket_id}/status", response_model=Accepted, responses=ERRORS)

@@ -70,9 +70,41 @@ class Command:
     fields: dict[str, str] = field(default_factory=dict)
 
 
-def create(queue: Queue, subject: str, message: str) -> Ticket:
-    """Open a ticket at version 1."""
-    return run(queue, Command("create", None, {"subject": subject, "message": message}))
+KEY_MAX = 200
+WHITE_SPACE = frozenset(
+    "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007"
+    "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+"""Unicode's White_Space property, exactly: a text of nothing else says nothing. Spelled
+out because engines disagree on `\\s` (Python's counts U+001C to U+001F; the one that
+checks the API's requests does not), and the model and the API must refuse the same."""
+SAYS_SOMETHING = "[^" + "".join(f"\\u{ord(c):04x}" for c in sorted(WHITE_SPACE)) + "]"
+"""The same rule as a pattern, for the API's schema: a character that is not white space."""
+
+
+class KeyReused(UsageError):
+    """Raised for an idempotency key sent again with a different subject or message."""
+
+
+def create(queue: Queue, subject: str, message: str, *, key: str | None = None) -> Ticket:
+    """Open a ticket at version 1. With `key` (a client's idempotency key), a create sent
+    again with the same key, as a client that never heard back retries it, answers with
+    the ticket the first one opened instead of opening a second; the same key with a
+    different subject or message is refused (`KeyReused`): that is a client bug, not a
+    retry."""
+    return opened(queue, subject, message, key=key)[0]
+
+
+def opened(
+    queue: Queue, subject: str, message: str, *, key: str | None = None
+) -> tuple[Ticket, bool]:
+    """`create`, and whether this call opened the ticket (False: a retry with its key was
+    answered with the ticket the first call opened)."""
+    fields = {"subject": subject, "message": message}
+    if key is not None:
+        fields["key"] = _text("idempotency key", key, KEY_MAX)
+    *_, (step, ticket) = commanding(queue, Command("create", None, fields))
+    return ticket, step != "replayed"
 
 
 def set_status(queue: Queue, ticket_id: int, status: str) -> Ticket:
@@ -109,6 +141,9 @@ def commanding(queue: Queue, command: Command) -> Iterator[tuple[str, Ticket]]:
         ticket, moved = _write(tx, command, fields, now)
         if moved is not None and outbox:
             _enqueue(queue, tx, ticket, moved)
+    if moved is None and command.name == "create":  # a retry answered by its key
+        yield "replayed", ticket
+        return
     if moved is None or outbox:
         yield "committed", ticket
         return
@@ -125,6 +160,7 @@ def _validated(command: Command) -> dict[str, str]:
         return {
             "subject": _text("subject", given.get("subject"), SUBJECT_MAX),
             "message": _text("message", given.get("message"), MESSAGE_MAX),
+            **({"key": given["key"]} if given.get("key") is not None else {}),
         }
     if command.name == "set_status":
         status = given.get("status")
@@ -143,10 +179,20 @@ def _write(
     returns the ticket as it now is, and the status move the change made ([before, after],
     [None, None] for a note; None when nothing changed)."""
     if command.name == "create":
+        key = fields.get("key")
+        if key is not None:
+            first = tx.one("SELECT * FROM tickets WHERE idempotency_key = ?", (key,))
+            if first is not None:
+                if (first["subject"], first["message"]) != (fields["subject"], fields["message"]):
+                    raise KeyReused(
+                        f"idempotency key {key!r} opened ticket {first['id']} with another"
+                        " subject or message"
+                    )
+                return _ticket(first), None
         cursor = tx.execute(
-            "INSERT INTO tickets (subject, message, status, version, created_at, updated_at)"
-            " VALUES (?, ?, 'open', 1, ?, ?)",
-            (fields["subject"], fields["message"], now, now),
+            "INSERT INTO tickets (subject, message, status, version, created_at, updated_at,"
+            " idempotency_key) VALUES (?, ?, 'open', 1, ?, ?, ?)",
+            (fields["subject"], fields["message"], now, now, key),
         )
         assert cursor.lastrowid is not None
         moved = [None, "open"]
@@ -216,7 +262,7 @@ def _open_ticket(tx: Tx, ticket_id: int, action: str) -> Ticket:
 
 
 def _text(name: str, value: Any, longest: int) -> str:
-    if not isinstance(value, str) or not value.strip():
+    if not isinstance(value, str) or not value or set(value) <= WHITE_SPACE:
         raise UsageError(f"{name} must be a non-empty string")
     if len(value) > longest:
         raise UsageError(f"{name} is {len(value)} characters; at most {longest}")
