@@ -61,6 +61,9 @@ def run(settings: Settings, stop: threading.Event, log: TextIO = sys.stderr) -> 
         threading.Thread(target=_thread, args=(settings, n, stop, write))
         for n in range(1, settings.concurrency + 1)
     ]
+    # From here a SIGTERM is a graceful stop (the caller installed its handler first); a
+    # supervisor that must not stop a process mid-start waits for this line.
+    write({"at": SystemClock().now(), "worker": settings.name, "step": "ready"})
     for thread in threads:
         thread.start()
     for thread in threads:

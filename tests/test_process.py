@@ -103,7 +103,8 @@ def test_each_step_is_one_json_line_on_stderr(tmp_path):
     process.send_signal(signal.SIGTERM)
     _, log = process.communicate(timeout=WAIT_S)
 
-    records = [json.loads(line) for line in log.splitlines()]
+    ready, *records = [json.loads(line) for line in log.splitlines()]
+    assert (ready["worker"], ready["step"]) == ("solo", "ready")
     assert [(r["worker"], r["step"], r["job"]) for r in records] == [
         ("solo.1", step, 1) for step in STEPS
     ]

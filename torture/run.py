@@ -37,6 +37,7 @@ from torture.handlers import KIND
 FMLAB = Path(sys.executable).parent / "fmlab"
 HANDLERS = "torture.handlers:HANDLERS"
 QUIET_WAIT_S = 120.0
+READY_WAIT_S = 30.0
 
 
 @dataclass
@@ -78,14 +79,15 @@ def trial(number: int, args: argparse.Namespace) -> Trial:
         while result.kills < args.kills:
             time.sleep(rng.uniform(0.02, args.kill_every_s * 2))
             victim = rng.randrange(len(workers))
-            workers[victim].send_signal(signal.SIGKILL)
-            workers[victim].wait()
+            workers[victim].process.send_signal(signal.SIGKILL)
+            workers[victim].process.wait()
             result.kills += 1
             workers[victim] = start(db, f"w{victim + 1}k{result.kills}", args)
         wait_until_ended(db)
         for worker in workers:
-            worker.send_signal(signal.SIGTERM)
-        result.exits = [worker.wait(timeout=60) for worker in workers]
+            worker.ready()
+            worker.process.send_signal(signal.SIGTERM)
+        result.exits = [worker.process.wait(timeout=60) for worker in workers]
         store = Store.open(db, read_only=True)
         try:
             count(store, result)
@@ -94,14 +96,34 @@ def trial(number: int, args: argparse.Namespace) -> Trial:
     return result
 
 
-def start(db: Path, name: str, args: argparse.Namespace) -> subprocess.Popen:
+@dataclass
+class Running:
+    """A worker process, and the file its log (one JSON line a step) goes to."""
+
+    process: subprocess.Popen
+    log: Path
+
+    def ready(self) -> None:
+        """Wait until it has logged `ready` (its SIGTERM handler is in place), or ended: a
+        SIGTERM before then would kill a process that has not started, not stop one."""
+        deadline = time.monotonic() + READY_WAIT_S
+        while time.monotonic() < deadline and self.process.poll() is None:
+            if '"step": "ready"' in self.log.read_text():
+                return
+            time.sleep(0.01)
+
+
+def start(db: Path, name: str, args: argparse.Namespace) -> Running:
     argv = [
         str(FMLAB), "worker", "--db", str(db), "--handlers", HANDLERS,
         "--concurrency", str(args.concurrency), "--lease-s", str(args.lease_s), "--name", name,
     ]  # fmt: skip
     if args.without:
         argv += ["--without", args.without]
-    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = db.parent / f"{name}.log"
+    with log.open("w") as stderr:
+        process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=stderr)
+    return Running(process, log)
 
 
 def wait_until_ended(db: Path) -> None:
