@@ -9,8 +9,8 @@ SQLite's write lock is not fair: a process in a tight loop of short transactions
 starve the other one, which then finds nothing left to do. A run where one process did
 everything proves nothing about sharing, so the session is repeated (a few times at most)
 until both processes did some of the work; every run, shared or not, must be safe. Both
-start held at the write lock (the test holds it for a second), so neither has finished
-before the other has begun, however loaded the machine.
+start held at the write lock: the test holds it until both processes have the file open,
+so neither has finished before the other has begun, however loaded the machine.
 """
 
 import sqlite3
@@ -29,9 +29,23 @@ from runtime.store import Store
 FMLAB = Path(sys.executable).parent / "fmlab"
 INTENTS = 500
 RUNS_MAX = 6
-START_S = 1.0
-"""How long both processes are held at the write lock before either may take it: on a
-loaded machine the first to start could otherwise finish before the second has begun."""
+OPEN_WAIT_S = 30.0
+
+
+def wait_until_open(pid: int, db: Path) -> None:
+    """Until process `pid` has the database file open (Linux: its /proc fd table): then it
+    is past its start-up and at the write lock. On a loaded machine a process can take
+    seconds to start, and the first could finish every job before the second has begun."""
+    deadline, target = time.monotonic() + OPEN_WAIT_S, db.resolve()
+    while time.monotonic() < deadline:
+        fds = Path(f"/proc/{pid}/fd")
+        try:
+            if any(link.resolve() == target for link in fds.iterdir()):
+                return
+        except OSError:  # a descriptor closed while we looked: look again
+            pass
+        time.sleep(0.01)
+    raise AssertionError(f"process {pid} did not open {db} within {OPEN_WAIT_S} s")
 
 
 def two_processes_at_once(db: Path) -> list[int]:
@@ -53,7 +67,8 @@ def two_processes_at_once(db: Path) -> list[int]:
         )
         for seed in (1, 2)
     ]
-    time.sleep(START_S)
+    for worker in workers:
+        wait_until_open(worker.pid, db)
     gate.execute("ROLLBACK")
     gate.close()
     outputs = [worker.communicate(timeout=120) for worker in workers]

@@ -129,9 +129,11 @@ def test_a_heartbeat_keeps_a_slow_handler_s_lease(tmp_path):
     assert extended >= 3  # 2.5 s of work, a beat every 0.5 s
 
 
+@pytest.mark.campaign
 def test_a_short_crash_torture_loses_nothing_and_duplicates_nothing():
-    """Two trials of the torture (`make torture` runs twenty): worker processes killed with
-    SIGKILL mid-run and started again; every job ends, no effect twice, integrity ok."""
+    """Two trials of the torture (`make torture` runs twenty; CI runs five): worker
+    processes killed with SIGKILL mid-run and started again; every job ends, no effect
+    twice, integrity ok. A campaign: `make gate` runs it, beside the torture CI runs."""
     assert torture.main(["--trials", "2", "--jobs", "120", "--kills", "4"]) == 0
 
 

@@ -12,6 +12,8 @@ is lost or sent twice: the damage is load, and time. INV_009 sees the load in ou
 
 import functools
 
+import pytest
+
 from failure_modes.FM_006_retry_storm import scenario
 from runtime import invariants
 from runtime.explore import explore
@@ -153,6 +155,7 @@ def test_exploration_finds_the_storm_on_the_first_seed():
     assert "INV_009" in summary.failing, summary.failing
 
 
+@pytest.mark.campaign  # over a second: `make gate` runs it, `make test` does not
 def test_the_failure_shrinks_to_nine_receipts_one_worker_and_no_decision():
     """Shrunk: nine receipts (one more than the bound), one worker, 58 steps, no fault and
     no decision at all: the plainest schedule fails. With steps that take no time the one

@@ -12,6 +12,8 @@ which recomputes the view from the events the rebuild covered, sees that it is w
 import functools
 import json
 
+import pytest
+
 from failure_modes.FM_014_derived_data_doubled import scenario
 from runtime import invariants
 from runtime.cli import main
@@ -178,6 +180,7 @@ def test_exploration_finds_the_doubled_view_on_the_second_seed():
     assert summary.failing == {"INV_011": [1]}, summary.failing
 
 
+@pytest.mark.campaign  # over a second: `make gate` runs it, `make test` does not
 def test_the_failure_shrinks_to_one_order_and_two_rebuilds():
     """Shrunk: one order (its projection and its sync), one worker, 22 steps. The sync fails
     on every call, retried at once (a draw of zero is the target failing, with no backoff

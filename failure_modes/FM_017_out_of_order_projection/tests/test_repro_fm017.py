@@ -12,6 +12,8 @@ queue is quiet, the row that differs from the projection of the write model.
 
 import functools
 
+import pytest
+
 from failure_modes import tickets_world
 from failure_modes.FM_017_out_of_order_projection import scenario
 from runtime import invariants
@@ -208,6 +210,7 @@ def test_explored_readers_see_it_go_back_too():
     assert WENT_BACK in messages
 
 
+@pytest.mark.campaign  # over a second: `make gate` runs it, `make test` does not
 def test_the_failure_shrinks_to_two_decisions():
     """Shrunk: one ticket, two workers, 12 steps, and two decisions that are not the
     plainest. After the agent creates the ticket, w2 (not w1) takes the first step and

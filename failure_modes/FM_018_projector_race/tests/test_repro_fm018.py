@@ -12,6 +12,8 @@ read that went back and the row that is not the projection of its ticket.
 
 import functools
 
+import pytest
+
 from failure_modes.FM_018_projector_race import scenario
 from runtime import invariants
 from runtime.clock import SimClock
@@ -225,6 +227,7 @@ def test_explored_seed_6_loses_a_ticket_s_last_change():
     assert [v.message for v in final] == [wrong.message]
 
 
+@pytest.mark.campaign  # over a second: `make gate` runs it, `make test` does not
 def test_the_failure_shrinks_to_one_ticket_and_two_turns():
     """Shrunk: one ticket, two projectors, twelve steps, and no fault. The agent opens the
     ticket; w2 takes job 1 and checks (no row); the agent moves the ticket to in progress;

@@ -14,6 +14,8 @@ for one ticket. The row is right; only the counter is wrong, and nothing will co
 import functools
 import json
 
+import pytest
+
 from failure_modes import tickets_world
 from failure_modes.FM_020_duplicates_counted_twice import scenario
 from runtime import invariants
@@ -165,6 +167,7 @@ def test_out_of_order_deliveries_still_net_out():
     assert views.status_counts(result.store) == {"in_progress": 1}
 
 
+@pytest.mark.campaign  # over a second: `make gate` runs it, `make test` does not
 def test_without_a_rebuild_event_counting_never_breaks():
     """The lesson in numbers. The same explored world with no rebuilder (two tickets, two
     projectors, a reader, every fault site): none of the first 200 seeds breaks INV_012,
@@ -226,6 +229,7 @@ def test_explored_seed_1_counts_two_creations_twice():
     assert views.status_counts(result.store) == {"closed": 2, "open": 2}
 
 
+@pytest.mark.campaign  # over a second: `make gate` runs it, `make test` does not
 def test_the_failure_shrinks_to_one_replayed_move():
     """Shrunk to 16 steps (from 81), one ticket and one worker, five decisions: the
     rebuilder four times, the agent once. The agent opens ticket 1; the rebuild starts

@@ -328,6 +328,7 @@ def test_explored_seed_3_loses_its_counts_to_failed_acks_not_to_a_crash():
     assert states == [("SUCCEEDED",)]
 
 
+@pytest.mark.campaign  # over a second: `make gate` runs it, `make test` does not
 def test_the_failure_shrinks_to_one_failed_ack():
     """Shrunk: one ticket, one worker, 24 steps. The decisions that matter: fault sites
     `db_error` and `client_crash` switched on; the agent, twice, going before w1 and dying

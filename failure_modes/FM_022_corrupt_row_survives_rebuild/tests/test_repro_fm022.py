@@ -12,6 +12,8 @@ the rebuild logs a table of one ticket, and INV_012 names the row it did not men
 
 import functools
 
+import pytest
+
 from failure_modes import tickets_world
 from failure_modes.FM_022_corrupt_row_survives_rebuild import scenario
 from runtime import invariants
@@ -277,6 +279,7 @@ def test_the_first_explored_failure_garbled_a_row_twice():
     ]
 
 
+@pytest.mark.campaign  # over a second: `make gate` runs it, `make test` does not
 def test_the_failure_shrinks_to_one_ticket_found_damaged_and_kept():
     """Shrunk to 27 steps (from 73), one ticket and one worker. The decisions that are not
     the plainest: two fault sites switched on (`client_crash`, `view_corrupt`); the reader
