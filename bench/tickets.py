@@ -89,7 +89,9 @@ def measure(name: str, separate_projector: bool, rate: float | None = None) -> R
             assert server.stdout is not None
             url = server.stdout.readline().split()[-1]
             if separate_projector:
-                projector = subprocess.Popen([str(FMLAB), "project", "--db", str(db)])
+                projector = subprocess.Popen(
+                    [str(FMLAB), "project", "--db", str(db)], stderr=subprocess.DEVNULL
+                )
             return _drive(name, url, rate)
         finally:
             for process in (projector, server):

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from runtime import process
 from runtime.clock import SystemClock
 from runtime.errors import UsageError
 from runtime.store import Store
@@ -71,14 +72,13 @@ def run(args: argparse.Namespace) -> int:
                 print(f"status count {status}: {stored} stored, {counted} rows")
             print(f"run fmlab rebuild --db {args.db}")
             return 1
-        queue = service.queue(store, SystemClock())
         if args.until_quiet:
-            print(service.project_until_quiet(queue))
+            print(service.project_until_quiet(service.queue(store, SystemClock())))
             return 0
         stop = threading.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())
-        service.project_forever(queue, stop)
+        process.run(service.projector(args.db), stop)
         return 0
     finally:
         store.close()

@@ -47,18 +47,27 @@ class Settings:
     """Thread n draws its retry jitter from random.Random(seed + n)."""
 
 
-def run(settings: Settings, stop: threading.Event, log: TextIO = sys.stderr) -> None:
+def run(
+    settings: Settings,
+    stop: threading.Event,
+    log: TextIO | None = sys.stderr,
+    wake: threading.Event | None = None,
+) -> None:
     """Run `settings.concurrency` threads until `stop` is set and each has finished the
-    attempt in hand."""
+    attempt in hand. `log` None: no log (a server's own projector thread). `wake`: set by
+    whoever just enqueued work in this process, so an idle thread need not wait its poll;
+    set it with `stop` too."""
     lock = threading.Lock()
 
     def write(record: dict[str, Any]) -> None:
+        if log is None:
+            return
         with lock:
             log.write(json.dumps(record, sort_keys=True) + "\n")
             log.flush()
 
     threads = [
-        threading.Thread(target=_thread, args=(settings, n, stop, write))
+        threading.Thread(target=_thread, args=(settings, n, stop, write, wake))
         for n in range(1, settings.concurrency + 1)
     ]
     # From here a SIGTERM is a graceful stop (the caller installed its handler first); a
@@ -71,7 +80,11 @@ def run(settings: Settings, stop: threading.Event, log: TextIO = sys.stderr) -> 
 
 
 def _thread(
-    settings: Settings, n: int, stop: threading.Event, write: Callable[[dict[str, Any]], None]
+    settings: Settings,
+    n: int,
+    stop: threading.Event,
+    write: Callable[[dict[str, Any]], None],
+    wake: threading.Event | None,
 ) -> None:
     name, clock = f"{settings.name}.{n}", SystemClock()
     store = Store.open(settings.path, create=False)
@@ -97,8 +110,8 @@ def _thread(
                 took = False
             finally:
                 beat.hold(None)
-            if not took:
-                stop.wait(POLL_S)
+            if not took and (wake or stop).wait(POLL_S) and wake is not None:
+                wake.clear()
     finally:
         beat.close()
         store.close()

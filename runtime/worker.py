@@ -33,6 +33,7 @@ finds the balance changed since the read fails the attempt (`Conflict`) and it i
 
 from collections.abc import Callable, Iterator, Mapping
 
+from runtime.clock import SimClock
 from runtime.effects import Effect
 from runtime.errors import (
     Conflict,
@@ -191,3 +192,33 @@ class Worker:
     def run_one(self) -> list[str]:
         """Run one attempt to its end, with no one interleaving; returns the steps taken."""
         return list(self.attempt())
+
+
+def until_quiet(
+    queue: Queue, crew: list[Worker], on_step: Callable[[Worker, str], None] | None = None
+) -> int:
+    """Let `crew` take turns, an attempt each, until nothing is left to do; returns the
+    attempts run. Expired leases (of a worker that died earlier) are swept first. On a
+    simulated clock, when nothing is ready the clock moves to the next retry or lease
+    expiry; on a real clock the loop stops there, and the retries wait for a later run.
+    `on_step` sees every step as it is taken (the intent log's sync latency)."""
+    simulated = queue.clock if isinstance(queue.clock, SimClock) else None
+    attempts = 0
+    while True:
+        if queue.has_expired_lease():
+            queue.reap()
+        ran = 0
+        for worker in crew:
+            steps = 0
+            for step in worker.attempt():
+                steps += 1
+                if on_step is not None:
+                    on_step(worker, step)
+            ran += steps > 0
+        attempts += ran
+        if ran:
+            continue
+        deadline = queue.next_deadline()
+        if deadline is None or simulated is None:
+            return attempts
+        simulated.set(max(deadline, simulated.now()))

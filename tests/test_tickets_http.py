@@ -97,8 +97,12 @@ def serving(db: Path, *extra: str) -> Iterator[Api]:
 
 
 def projector(db: Path) -> subprocess.Popen:
+    """`fmlab project`: a worker process with the projector's handler; its log (a JSON line
+    a step) is not read here, so it goes nowhere rather than filling a pipe."""
     return subprocess.Popen(
-        [str(FMLAB), "project", "--db", str(db)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        [str(FMLAB), "project", "--db", str(db)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
 
 

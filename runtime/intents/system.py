@@ -15,7 +15,7 @@ from runtime.intents.log import HANDLERS, SYNC_TARGET
 from runtime.policies import GUARDED, Policies
 from runtime.queue import Queue
 from runtime.store import Store
-from runtime.worker import Worker
+from runtime.worker import Worker, until_quiet
 
 POLICIES: Policies = replace(GUARDED, retry_schedule_s=(10.0, 30.0, 120.0, 600.0), attempts_max=5)
 
@@ -57,22 +57,9 @@ def work(queue: Queue, workers: int = 2, *, sync_latency_s: float = 0.0) -> int:
         raise UsageError(f"a latency cannot be negative, got {sync_latency_s}")
     crew = [Worker(f"w{n}", queue, HANDLERS) for n in range(1, workers + 1)]
     simulated = queue.clock if isinstance(queue.clock, SimClock) else None
-    attempts = 0
-    while True:
-        if queue.has_expired_lease():  # a worker of an earlier run died holding a job
-            queue.reap()
-        ran = 0
-        for worker in crew:
-            steps = 0
-            for step in worker.attempt():
-                steps += 1
-                if step == "effect_applied" and worker.in_external_call and simulated:
-                    simulated.advance(sync_latency_s)
-            ran += steps > 0
-        attempts += ran
-        if ran:
-            continue
-        deadline = queue.next_deadline()
-        if deadline is None or simulated is None:
-            return attempts
-        simulated.set(max(deadline, simulated.now()))
+
+    def slow_sync(worker: Worker, step: str) -> None:
+        if step == "effect_applied" and worker.in_external_call and simulated:
+            simulated.advance(sync_latency_s)
+
+    return until_quiet(queue, crew, slow_sync)

@@ -29,6 +29,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from runtime import process
 from runtime.clock import Clock, SystemClock
 from runtime.errors import StoreUnavailable, UsageError
 from runtime.store import Store
@@ -164,7 +165,7 @@ def create_app(path: Path, *, clock: Clock | None = None, projector: bool = True
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         nonlocal thread
         if projector:
-            thread = threading.Thread(target=_project, args=(path, clock, stop, wake), daemon=True)
+            thread = threading.Thread(target=_project, args=(path, stop, wake), daemon=True)
             thread.start()
         yield
         stop.set()
@@ -360,12 +361,8 @@ def prometheus(stats: lag.Projection, reads: Reads) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _project(path: Path, clock: Clock, stop: threading.Event, wake: threading.Event) -> None:
-    store = Store.open(path, create=False)
-    try:
-        service.project_forever(service.queue(store, clock), stop, wake=wake)
-    finally:
-        store.close()
+def _project(path: Path, stop: threading.Event, wake: threading.Event) -> None:
+    process.run(service.projector(path), stop, log=None, wake=wake)
 
 
 def _alive(thread: threading.Thread | None) -> bool:
