@@ -42,13 +42,11 @@ def apply(tx: Tx, at: float, effect: Effect, *, job_id: int, execution_id: int, 
 
     The `effect.applied` event of an external effect says so (`external`): INV_002 gives
     its job the retries to confirm it."""
-    cursor = tx.execute(
+    effect_id = tx.insert(
         "INSERT INTO effects (sink, key, job_id, execution_id, detail, at)"
         " VALUES (?, ?, ?, ?, ?, ?)",
         (effect.sink, effect.key, job_id, execution_id, dumps(effect.detail), at),
     )
-    effect_id = cursor.lastrowid
-    assert effect_id is not None
     tx.event(
         at,
         "effect.applied",

@@ -156,13 +156,10 @@ class Monitor:
         """Bring the rows up to date and fetch the new events (runtime.mirror), and, when
         the schema may have changed, which triggers the store has (INV_003 reads them)."""
         if final or not self.watch or self._schema_version < 0:
-            version = self.store.one("PRAGMA schema_version")[0]
+            version = self.store.schema_cookie()
             if version != self._schema_version:
                 self._schema_version = version
-                self.triggers = frozenset(
-                    r[0]
-                    for r in self.store.all("SELECT name FROM sqlite_master WHERE type = 'trigger'")
-                )
+                self.triggers = self.store.triggers()
         return self.mirror.refresh(self.seq)
 
     def _fold(self, event: Event) -> None:

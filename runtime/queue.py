@@ -44,6 +44,10 @@ _EXPIRED_LEASES = (
     " AND j.fencing_token = e.fencing_token"
 )
 """The open executions whose lease had run out by `?`: what the reaper rescues."""
+_EXPIRED_SQL = (
+    "SELECT e.id, e.job_id, e.status, e.worker, e.lease_expires_at,"
+    f" j.attempts, j.max_attempts {_EXPIRED_LEASES} ORDER BY e.id"
+)
 T = TypeVar("T")
 
 
@@ -189,19 +193,18 @@ class Queue:
         now = self.clock.now()
         deduplicated = idempotency_key if self.policies.submit_idempotency else None
         if deduplicated is not None:
+            tx.lock_key(f"submit {idempotency_key}")  # two submits of one key: one job
             row = tx.one("SELECT id FROM jobs WHERE idempotency_key = ?", (idempotency_key,))
             if row is not None:
                 tx.event(now, "job.submit_absorbed", job=row["id"], key=idempotency_key)
                 self.marks.hit("submit.absorbed")
                 return row["id"]
         states.require_job_transition(None, states.PENDING)
-        cursor = tx.execute(
+        job_id = tx.insert(
             "INSERT INTO jobs (kind, payload, idempotency_key, state, max_attempts, run_at,"
             " created_at, updated_at) VALUES (?, ?, ?, 'PENDING', ?, ?, ?, ?)",
             (kind, payload_json, deduplicated, max_attempts, now + delay_s, now, now),
         )
-        job_id = cursor.lastrowid
-        assert job_id is not None
         tx.event(
             now,
             "job.submitted",
@@ -227,14 +230,15 @@ class Queue:
             if kinds is None:
                 row = tx.one(
                     "SELECT id, attempts, fencing_token FROM jobs"
-                    " WHERE state = 'PENDING' AND run_at <= ? ORDER BY run_at, id LIMIT 1",
+                    " WHERE state = 'PENDING' AND run_at <= ? ORDER BY run_at, id LIMIT 1"
+                    + tx.skip_locked,
                     (now,),
                 )
             else:
                 row = tx.one(
                     "SELECT id, attempts, fencing_token FROM jobs WHERE state = 'PENDING'"
                     f" AND run_at <= ? AND kind IN ({', '.join('?' * len(kinds))})"
-                    " ORDER BY run_at, id LIMIT 1",
+                    " ORDER BY run_at, id LIMIT 1" + tx.skip_locked,
                     (now, *kinds),
                 )
             if row is None:
@@ -251,13 +255,11 @@ class Queue:
                 fencing_token=token,
             )
             states.require_execution_transition(None, states.LEASED)
-            cursor = tx.execute(
+            execution_id = tx.insert(
                 "INSERT INTO executions (job_id, attempt, worker, fencing_token,"
                 " lease_expires_at, status, started_at) VALUES (?, ?, ?, ?, ?, 'LEASED', ?)",
                 (job_id, attempt, worker, token, expires_at, now),
             )
-            execution_id = cursor.lastrowid
-            assert execution_id is not None
             tx.event(
                 now,
                 "job.leased",
@@ -309,7 +311,12 @@ class Queue:
 
     def apply_effect(self, lease: Lease, effect: Effect) -> None:
         """Apply the effect on its own, outside the commit (commit boundary off). Fenced."""
-        self._fenced(lease, "apply effect", lambda tx, now: self._apply(tx, now, lease, effect))
+
+        def apply(tx: Tx, now: float) -> None:
+            _lock_effect(tx, effect)
+            self._apply(tx, now, lease, effect)
+
+        self._fenced(lease, "apply effect", apply)
 
     def call_external(self, lease: Lease, effect: Effect) -> None:
         """Call another system with an external effect, carrying its key as the idempotency
@@ -325,6 +332,7 @@ class Queue:
         remote = self.remotes.get(effect.sink)
         refused = None if remote is None else remote.answer(now)
         with self.store.transaction() as tx:
+            _lock_effect(tx, effect)
             if remote is not None:
                 tx.event(
                     now,
@@ -354,6 +362,7 @@ class Queue:
 
         def mark(tx: Tx, now: float) -> None:
             if effect is not None and self.policies.commit_boundary and not effect.external:
+                _lock_effect(tx, effect)
                 self._apply_once(tx, now, lease, effect, scope=lease.job_id)
             _move_execution(tx, lease.execution_id, states.IN_PROGRESS, states.COMMITTED)
             tx.event(
@@ -444,11 +453,12 @@ class Queue:
     def record_effect(self, lease: Lease, effect: Effect) -> None:
         """Lever `one_transaction` off: the commit's effect record in a transaction of its
         own, before the commit's move (`commit(lease, None)`). Fenced."""
-        self._fenced(
-            lease,
-            "record effect",
-            lambda tx, now: self._apply_once(tx, now, lease, effect, scope=lease.job_id),
-        )
+
+        def record(tx: Tx, now: float) -> None:
+            _lock_effect(tx, effect)
+            self._apply_once(tx, now, lease, effect, scope=lease.job_id)
+
+        self._fenced(lease, "record effect", record)
 
     def mark_succeeded(self, lease: Lease) -> None:
         """Lever `one_transaction` off: the ack's moves alone, in a transaction of their own;
@@ -494,6 +504,7 @@ class Queue:
         nothing guards it, and nothing retries it if it never happens."""
         now = self.clock.now()
         with self.store.transaction() as tx:
+            _lock_effect(tx, effect)
             self._apply(tx, now, lease, effect)
 
     def fail(self, lease: Lease, error: str) -> str:
@@ -571,11 +582,13 @@ class Queue:
         now = self.clock.now()
         rescued: list[int] = []
         with self.store.transaction() as tx:
-            expired = tx.execute(
-                "SELECT e.id, e.job_id, e.status, e.worker, e.lease_expires_at,"
-                f" j.attempts, j.max_attempts {_EXPIRED_LEASES} ORDER BY e.id",
-                (now,),
-            ).fetchall()
+            expired = tx.all(_EXPIRED_SQL, (now,))
+            if tx.locks_rows and expired:
+                # A worker may be moving one of these jobs this instant: hold them all (in
+                # id order, so two sweeps cannot deadlock), then look again.
+                held = sorted({row["job_id"] for row in expired})
+                tx.lock_jobs(*held)
+                expired = [row for row in tx.all(_EXPIRED_SQL, (now,)) if row["job_id"] in held]
             for row in expired:
                 error = f"lease of {row['worker']} expired at {row['lease_expires_at']:.3f}"
                 moved: dict[str, Any] = dict(job=row["job_id"], execution=row["id"], worker=REAPER)
@@ -624,6 +637,7 @@ class Queue:
             raise UsageError("a redrive needs a reason")
         now = self.clock.now()
         with self.store.transaction() as tx:
+            tx.lock_jobs(job_id)
             job = _job_row(tx, job_id)
             if job["state"] != states.DEAD:
                 raise UsageError(f"job {job_id} is {job['state']}, only a DEAD job is redriven")
@@ -729,6 +743,7 @@ class Queue:
         """
         now = self.clock.now()
         with self.store.transaction() as tx:
+            tx.lock_jobs(lease.job_id)
             lost = (
                 _lost_reason(tx, lease, self._deadline_clock(lease.worker))
                 if self.policies.fencing
@@ -746,6 +761,17 @@ class Queue:
             )
         self.marks.hit("fence.refused")
         raise LeaseLost(f"{lease.worker} cannot {action} job {lease.job_id}: {lost}")
+
+
+def _lock_effect(tx: Tx, effect: Effect) -> None:
+    """Hold what applying `effect` reads and then writes: its key (so two attempts cannot
+    both find it unapplied) and a credit's account. Taken before the transaction logs
+    anything: a backend that orders its log holds the log's head from the first event to
+    the commit, and a writer that waited for a lock while holding the head could deadlock
+    with one holding that lock and waiting for the head."""
+    tx.lock_key(f"effect {effect.sink} {effect.key}")
+    if effect.sink == accounts.SINK:
+        tx.lock_key(f"account {effect.detail['account']}")
 
 
 def _lost_reason(tx: Tx, lease: Lease, now: float) -> str | None:

@@ -208,13 +208,37 @@ and the schema refuses one that is not valid JSON (`CHECK (json_valid(detail))`)
 
 
 class Tx:
-    """An open `BEGIN IMMEDIATE` transaction. Everything done through it commits together."""
+    """An open `BEGIN IMMEDIATE` transaction. Everything done through it commits together.
+
+    The store interface every backend's transaction offers (runtime.pg_store has the
+    other). SQL is written once, with `?` placeholders. The lock verbs exist for a backend
+    whose writers run side by side (PostgreSQL at READ COMMITTED): here the write lock taken
+    at BEGIN already serializes every writer, so they do nothing.
+    """
+
+    locks_rows = False
+    """Whether concurrent writers can interleave, so reads must lock what they will write."""
+    skip_locked = ""
+    """The clause a leasing SELECT ends with: here nothing, for nobody else is leasing."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
 
     def execute(self, sql: str, params: tuple | dict = ()) -> sqlite3.Cursor:
         return self._conn.execute(sql, params)
+
+    def insert(self, sql: str, params: tuple | dict = ()) -> int:
+        """Run one INSERT into a table keyed by `id`; returns the new row's id."""
+        row_id = self._conn.execute(sql, params).lastrowid
+        assert row_id is not None
+        return row_id
+
+    def lock_jobs(self, *job_ids: int) -> None:
+        """Hold these jobs' rows against other writers until the transaction ends."""
+
+    def lock_key(self, key: str) -> None:
+        """Hold `key` (an effect's, an account's, an idempotency key) against other
+        writers until the transaction ends."""
 
     def one(self, sql: str, params: tuple | dict = ()) -> sqlite3.Row | None:
         return self._conn.execute(sql, params).fetchone()
@@ -413,6 +437,16 @@ class Store:
 
     def schema_version(self) -> int:
         return self._conn.execute("PRAGMA user_version").fetchone()[0]
+
+    def schema_cookie(self) -> int:
+        """A number that changes whenever the schema does (a table or trigger made or
+        dropped), for a reader that caches what the schema holds."""
+        return self._conn.execute("PRAGMA schema_version").fetchone()[0]
+
+    def triggers(self) -> frozenset[str]:
+        """The names of the triggers the database holds (INV_003 reads them)."""
+        rows = self._conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+        return frozenset(row[0] for row in rows)
 
     def backup_to(self, path: str | Path) -> None:
         """Copy this database, consistent at one instant, to a new file."""

@@ -80,12 +80,10 @@ def recording(queue: Queue, type: str, payload: dict[str, Any]) -> Iterator[tupl
 
 
 def _write_intent(tx: Tx, now: float, type: str, payload_json: str, intent_id: int | None) -> int:
-    cursor = tx.execute(
+    written = tx.insert(
         "INSERT INTO intents (id, type, payload, recorded_at) VALUES (?, ?, ?, ?)",
         (intent_id, type, payload_json, now),
     )
-    written = cursor.lastrowid
-    assert written is not None
     tx.event(now, "intent.recorded", intent=written, intent_type=type)
     return written
 

@@ -1,21 +1,18 @@
 """INV_008: a balance equals its opening balance plus every credit recorded against it."""
 
+import json
+from collections import defaultdict
+
 from runtime.invariants.evidence import Evidence, Violation
 from runtime.monitor import Monitor
 from runtime.store import Event
 
 # --- INV_008 -------------------------------------------------------------------------
 
-_BALANCES = (
-    "SELECT a.name, a.balance, a.opened_balance,"
-    " coalesce(sum(json_extract(e.detail, '$.amount')), 0), count(e.id),"
-    " coalesce(group_concat(e.job_id), ''), coalesce(group_concat(e.execution_id), '')"
-    " FROM accounts a LEFT JOIN effects e"
-    " ON e.sink = 'accounts' AND json_extract(e.detail, '$.account') = a.name"
-    " GROUP BY a.name ORDER BY a.name"
-)
-"""Per account: its balance, its opening balance, and the sum and count of the credits
-recorded against it (with the jobs and executions that applied them)."""
+_ACCOUNTS = "SELECT name, balance, opened_balance FROM accounts ORDER BY name"
+_CREDITS = "SELECT job_id, execution_id, detail FROM effects WHERE sink = 'accounts' ORDER BY id"
+"""The credits recorded against accounts; each one's detail names its account and amount.
+Summed here, not in SQL: the sum is the check, and it reads the same on every backend."""
 
 
 def fold_balances(m: Monitor, event: Event) -> None:
@@ -38,11 +35,17 @@ def check_balances(m: Monitor, final: bool) -> list[Violation]:
     if not m.accounts_opened or not (final or m.accounts_touched):
         return []
     m.accounts_touched = False
+    recorded: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
+    for job, execution, detail in m.store.tuples(_CREDITS):
+        credit = json.loads(detail)
+        recorded[credit["account"]].append((credit["amount"], job, execution))
     violations = []
-    for name, balance, opened, credited, count, jobs, executions in m.store.tuples(_BALANCES):
-        expected = opened + credited
+    for name, balance, opened in m.store.tuples(_ACCOUNTS):
+        applied = recorded.get(name, [])
+        expected = opened + sum(amount for amount, _, _ in applied)
         if balance == expected:
             continue
+        count = len(applied)
         credits = m.credits.get(name, [])
         violations.append(
             Violation(
@@ -51,8 +54,8 @@ def check_balances(m: Monitor, final: bool) -> list[Violation]:
                 f"{count} recorded credits come to {expected}: "
                 + ("an update was lost" if balance < expected else "money appeared from nowhere"),
                 Evidence(
-                    tuple(sorted({int(j) for j in jobs.split(",") if j})),
-                    tuple(sorted({int(x) for x in executions.split(",") if x})),
+                    tuple(sorted({job for _, job, _ in applied})),
+                    tuple(sorted({execution for _, _, execution in applied})),
                     (m.accounts_opened[name], *(e.seq for e in credits)),
                 ),
             )

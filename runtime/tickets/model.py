@@ -189,14 +189,13 @@ def _write(
                         " subject or message"
                     )
                 return _ticket(first), None
-        cursor = tx.execute(
+        ticket_id = tx.insert(
             "INSERT INTO tickets (subject, message, status, version, created_at, updated_at,"
             " idempotency_key) VALUES (?, ?, 'open', 1, ?, ?, ?)",
             (fields["subject"], fields["message"], now, now, key),
         )
-        assert cursor.lastrowid is not None
         moved = [None, "open"]
-        return _changed(tx, cursor.lastrowid, "create", now, status=moved), moved
+        return _changed(tx, ticket_id, "create", now, status=moved), moved
     assert command.ticket is not None
     if command.name == "set_status":
         ticket = _open_ticket(tx, command.ticket, f"move it to {fields['status']}")
