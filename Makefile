@@ -11,7 +11,8 @@
 #   make replay FM=1 SEED=17 (or TAPE=file)   replay one explored run, byte for byte
 #   make bench-sim       the simulator's speed, beside raw SQLite and Hypothesis
 #   make bench-tickets   the tickets service's lag and throughput over real HTTP
-#   make torture [TRIALS=20] [WITHOUT=lever]   SIGKILL real worker processes, then check
+#   make torture [TRIALS=20] [WITHOUT=lever] [DB=postgresql]   SIGKILL real workers, then check
+#   make pg-up / pg-down   a throwaway PostgreSQL on loopback; make test then runs both backends
 #   make serve [DB=lab.db] [PORT=8000]   the tickets API, with its projector
 #   make fuzz-api [EXAMPLES=50] [SEED=1]   schemathesis against a started tickets API
 
@@ -24,10 +25,13 @@ RUN := $(UV) run --locked --quiet
 PYTEST := $(RUN) pytest -q
 
 NPROC := $(shell nproc 2>/dev/null || echo 1)
+# The server `make pg-up` started, if any: tests that need PostgreSQL run against it (and
+# are skipped without it, except under CI, where they fail).
+export FMLAB_PG_URL ?= $(shell cat .pg/url 2>/dev/null)
 WORLD = --policy $(or $(POLICY),baseline) --scheduler $(or $(SCHEDULER),random) \
   $(if $(JOBS),--jobs $(JOBS)) $(if $(WORKERS),--workers $(WORKERS))
 
-.PHONY: help sync test lint fmt demo new-fm index check-index gate explore replay bench-sim serve \
+.PHONY: pg-up pg-down help sync test lint fmt demo new-fm index check-index gate explore replay bench-sim serve \
   fuzz-api bench-tickets torture
 
 help:
@@ -84,6 +88,12 @@ bench-sim: sync
 
 torture: sync
 	$(RUN) python -m torture.run --trials $(or $(TRIALS),20) $(if $(WITHOUT),--without $(WITHOUT))
+
+pg-up:
+	@tools/pg.sh up
+
+pg-down:
+	@tools/pg.sh down
 
 bench-tickets: sync
 	$(RUN) python -m bench.tickets

@@ -19,11 +19,10 @@ from runtime import cli_intents as intent_commands
 from runtime import cli_tickets as ticket_commands
 from runtime import cli_worker as worker_commands
 from runtime import invariants, timeline
-from runtime.clock import SystemClock
 from runtime.errors import UsageError
 from runtime.queue import Queue, validated_payload
 from runtime.sim import SCHEDULERS
-from runtime.store import Store
+from runtime.stores import DB_HELP, database, open_store, time_authority
 from runtime.tables import table
 
 EXIT_OK, EXIT_VIOLATED, EXIT_USAGE = 0, 1, 2
@@ -144,7 +143,7 @@ def _parser() -> argparse.ArgumentParser:
     determinism.add_argument("--seeds", type=_count, default=1000)
 
     check = commands.add_parser("check", help="check every invariant over a lab database")
-    check.add_argument("--db", type=Path, default=Path("lab.db"))
+    check.add_argument("--db", type=database, default=Path("lab.db"), help=DB_HELP)
     check.add_argument(
         "--final",
         action="store_true",
@@ -152,14 +151,14 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     show_timeline = commands.add_parser("timeline", help="print a lab database's history")
-    show_timeline.add_argument("--db", type=Path, default=Path("lab.db"))
+    show_timeline.add_argument("--db", type=database, default=Path("lab.db"), help=DB_HELP)
     show_timeline.add_argument("--format", choices=timeline.FORMATS, default="text")
     show_timeline.set_defaults(final=False)  # a timeline may be of a run still going
 
     submit = commands.add_parser("submit", help="submit a job to a lab database")
     submit.add_argument("kind")
     submit.add_argument("payload", help="the job's payload, a JSON object")
-    submit.add_argument("--db", type=Path, default=Path("lab.db"))
+    submit.add_argument("--db", type=database, default=Path("lab.db"), help=DB_HELP)
     submit.add_argument("--key", default=None, help="idempotency key")
     intent_commands.add_commands(commands, _count, _seed)
     ticket_commands.add_commands(commands, _port)
@@ -219,7 +218,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "determinism":
         return explorer.determinism_command(catalog.find(args.fm), args)
     if args.command in ("check", "timeline"):
-        store = Store.open(args.db, read_only=True)
+        store = open_store(args.db, read_only=True)
         try:
             found = invariants.check(store, final=args.final)
             if args.command == "timeline":
@@ -241,9 +240,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         except json.JSONDecodeError as error:
             raise UsageError(f"payload is not JSON: {error}") from None
         validated_payload(args.kind, payload)
-        store = Store.open(args.db)
+        store = open_store(args.db)
         try:
-            queue = Queue(store, SystemClock(), random.Random(0))
+            queue = Queue(store, time_authority(store), random.Random(0))
             print(queue.submit(args.kind, payload, idempotency_key=args.key))
         finally:
             store.close()

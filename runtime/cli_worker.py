@@ -19,7 +19,7 @@ from runtime import process
 from runtime.errors import UsageError
 from runtime.intents.log import HANDLERS as INTENT_HANDLERS
 from runtime.policies import GUARDED, LEVERS
-from runtime.store import Store
+from runtime.stores import DB_HELP, database, open_store
 from runtime.tickets.projector import HANDLERS as TICKET_HANDLERS
 from runtime.worker import Handler
 
@@ -29,7 +29,7 @@ DEFAULT_HANDLERS: Mapping[str, Handler] = {**INTENT_HANDLERS, **TICKET_HANDLERS}
 
 def add_commands(commands: Any, count: Any, seconds: Any) -> None:
     worker = commands.add_parser("worker", help="run a worker process until SIGTERM (writes)")
-    worker.add_argument("--db", type=Path, default=Path("lab.db"))
+    worker.add_argument("--db", type=database, default=Path("lab.db"), help=DB_HELP)
     worker.add_argument("--concurrency", type=count, default=1, help="worker threads (1)")
     worker.add_argument("--kinds", default=None, help="comma-separated job kinds to take")
     worker.add_argument("--handlers", default=None, help="module:NAME, a mapping kind -> handler")
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     unknown = sorted(set(kinds or ()) - set(handlers))
     if unknown:
         raise UsageError(f"no handler for job kinds {', '.join(unknown)}")
-    Store.open(args.db, create=False).close()  # a missing or foreign file is refused now
+    open_store(args.db, create=False).close()  # a missing or foreign database is refused now
     policies = replace(GUARDED if args.without is None else GUARDED.without(args.without),
                        lease_s=args.lease_s)  # fmt: skip
     stop = threading.Event()

@@ -71,3 +71,20 @@ class SystemClock:
 
     def now(self) -> float:
         return time.time()  # noqa: TID251 - the one sanctioned read of real time
+
+
+class _ReadsTime(Protocol):
+    def now(self) -> float: ...
+
+
+class DatabaseClock:
+    """The database server's clock, read on every `now()`: the one time authority that
+    workers on several machines share (lever `store_clock`; FM_010). Each machine's own
+    clock drifts and steps on its own; a lease set by one and checked by another is only
+    as good as their agreement, and the server's clock needs no agreement."""
+
+    def __init__(self, store: _ReadsTime) -> None:
+        self._store = store
+
+    def now(self) -> float:
+        return self._store.now()

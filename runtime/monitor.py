@@ -105,6 +105,8 @@ class Monitor:
         """Per dependency, the retries offered to it, in time order."""
         self.retries_touched: set[str] = set()
         """The dependencies offered a retry since INV_009 last looked."""
+        self.intents_seen = False
+        """An intent or an intent's job was ever logged: INV_010 has something to check."""
         self.intents_touched = False
         """An intent or an intent's job was logged since INV_010 last looked."""
         self.tickets_seen = False

@@ -695,7 +695,7 @@ class Queue:
             "SELECT min(t) FROM ("
             " SELECT run_at AS t FROM jobs WHERE state = 'PENDING' AND run_at > ?"
             " UNION ALL SELECT lease_expires_at FROM executions"
-            " WHERE status IN ('LEASED', 'IN_PROGRESS', 'COMMITTED') AND lease_expires_at > ?)",
+            " WHERE status IN ('LEASED', 'IN_PROGRESS', 'COMMITTED') AND lease_expires_at > ?) due",
             (now, now),
         )[0]
 

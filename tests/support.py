@@ -7,7 +7,9 @@ silently change what these tests prove.
 
 import random
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from runtime.clock import SimClock
 from runtime.effects import Effect
@@ -26,10 +28,24 @@ POINTS = Effect(sink="ledger", key="order-1001", detail={"points": 50})
 ORDER = {"order": 1001, "points": 50}
 
 
+def memory_store() -> Store:
+    return Store.memory()
+
+
+STORES: Callable[[], Any] = memory_store
+"""What `new_store` makes: an in-memory SQLite store, unless a test runs on PostgreSQL
+(the `backend` fixture, tests/backends.py)."""
+
+
+def new_store() -> Any:
+    """A fresh, empty lab database on the backend of the test."""
+    return STORES()
+
+
 def new_queue(policies: Policies = POLICIES, *, seed: int = 0) -> tuple[Queue, SimClock]:
-    """A queue over a fresh in-memory store, on a SimClock at 0.0, with seeded jitter."""
+    """A queue over a fresh store, on a SimClock at 0.0, with seeded jitter."""
     clock = SimClock(start=0.0)
-    return Queue(Store.memory(), clock, random.Random(seed), policies), clock
+    return Queue(new_store(), clock, random.Random(seed), policies), clock
 
 
 def schema_1_file(path: Path, *, with_job: bool = False) -> None:

@@ -162,6 +162,7 @@ def test_explore_guarded_holds_with_its_marks_and_exits_0(capsys):
     assert "effect.absorbed" in out
 
 
+@pytest.mark.campaign  # 600 seeds, twice, one run on two processes
 def test_explore_gives_the_same_findings_on_two_processes(capsys):
     def findings(*extra: str) -> list[str]:
         _, out, _ = fmlab(capsys, "explore", "FM_001", "--seeds", "600", *extra)

@@ -18,6 +18,7 @@ from runtime.policies import Policies
 from runtime.queue import Job, Queue
 from runtime.store import Store
 from runtime.worker import STEPS, Worker
+from tests.support import new_store
 
 SUCCEEDED_ONCE = [
     "job.submitted",
@@ -28,13 +29,15 @@ SUCCEEDED_ONCE = [
     "job.succeeded",
 ]
 FAILED_ATTEMPT = ["job.leased", "execution.started"]
+pytestmark = pytest.mark.usefixtures("backend")  # every test, on SQLite and on PostgreSQL
+
 REFUSALS = ("421 too busy, try again later", "421 too busy, try again later", "554 relay down")
 
 
 def bench(seed: int) -> tuple[SimClock, Store, Queue]:
     """A fresh lab: a clock that moves only when told, an empty database, one queue."""
     clock = SimClock()
-    store = Store.memory()
+    store = new_store()
     policies = Policies(
         lease_s=30.0, attempts_max=3, retry_delay_s_base=10.0, retry_delay_s_max=60.0
     )
@@ -256,13 +259,15 @@ def test_only_a_dead_job_is_redriven_and_only_with_a_reason():
 # --- deterministic replay --------------------------------------------------------------
 
 
-def test_the_same_seed_prints_the_same_timeline_and_another_seed_does_not():
-    def story(seed: int) -> str:
-        clock, store, queue, worker, job_id = dead_job(seed)
-        clock.advance(300.0)
-        queue.redrive(job_id, reason="mail relay fixed", by="operator")
-        worker.run_one()
-        return timeline.text(store.events(), invariants.check(store, final=True))
+def story(seed: int) -> str:
+    """A job that dies, is redriven and succeeds, as its timeline prints."""
+    clock, store, queue, worker, job_id = dead_job(seed)
+    clock.advance(300.0)
+    queue.redrive(job_id, reason="mail relay fixed", by="operator")
+    worker.run_one()
+    return timeline.text(store.events(), invariants.check(store, final=True))
 
+
+def test_the_same_seed_prints_the_same_timeline_and_another_seed_does_not():
     assert story(1) == story(1)
     assert story(1) != story(2)  # the seed owns the jitter: a different draw, a different run

@@ -17,6 +17,8 @@ from runtime.policies import Policies
 from runtime.queue import REAPER, Lease, Queue, Statistics, next_retry_at
 from tests.support import ORDER, POINTS, POLICIES, new_queue
 
+pytestmark = pytest.mark.usefixtures("backend")  # every test, on SQLite and on PostgreSQL
+
 
 def everything(queue: Queue) -> dict[str, list[tuple]]:
     """Every row of every table: "this wrote nothing" made checkable."""

@@ -261,6 +261,7 @@ def test_a_projector_killed_mid_run_and_started_again_loses_nothing(tmp_path):
 # --- rebuild under reads ------------------------------------------------------------
 
 
+@pytest.mark.campaign  # three rebuilds of 1,200 tickets under live readers: seconds of CPU
 def test_a_rebuild_under_concurrent_reads_never_shows_an_empty_or_partial_list(tmp_path):
     """1,200 tickets, so a rebuild fills its shadow in three batches. While `fmlab
     rebuild` runs three times, readers list every ticket and read single ones: every

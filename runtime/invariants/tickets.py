@@ -83,7 +83,7 @@ def check_read_model(m: Monitor, final: bool) -> list[Violation]:
             )
             for ticket, seq in sorted(m.ticket_suspects.items())
         ]
-    if not (m.tickets_touched or final) or m.store.schema_version() < 5:
+    if not (m.tickets_touched or (final and m.tickets_seen)):
         return violations
     m.tickets_touched = False
     busy = m.store.one(

@@ -1,0 +1,354 @@
+"""The durable store on PostgreSQL: the store interface of runtime.store, for a queue that
+several machines share.
+
+The runtime's SQL is written once, with `?` placeholders; here it runs on psycopg 3 with
+the placeholders turned into psycopg's. What differs is concurrency. SQLite admits one
+writer at a time, so every transaction there is serial. Here transactions run side by side
+at READ COMMITTED, and the runtime says what it reads in order to write (runtime.store.Tx):
+a leasing SELECT skips rows another worker holds (`FOR UPDATE SKIP LOCKED`), a fenced write
+holds its job's row, an effect holds its key (a transaction-scoped advisory lock). The
+event log keeps SQLite's promises through the head row in `fmlab_meta` (runtime.pg_schema).
+
+The lab's tables live in the connection's current schema (`search_path`; `public` unless
+the URL's `options` says otherwise), so one server holds many lab databases side by side.
+A schema that holds tables but no `fmlab_meta`, another application's, is refused, as is
+one of a newer schema version, before anything is written.
+"""
+
+import contextlib
+import functools
+import re
+import sqlite3
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import psycopg
+import psycopg.errors
+from psycopg.adapt import Loader
+
+from runtime.errors import DatabaseError, StoreUnavailable
+from runtime.pg_schema import APPLICATION, META, MIGRATIONS, TABLES
+from runtime.store import SCHEMA_VERSION, Event, dumps, event
+
+SCHEMES = ("postgresql://", "postgres://")
+CONNECT_TIMEOUT_S = 5
+_TRANSIENT = (
+    psycopg.OperationalError,  # the server went away, a deadlock broken, a lock timeout
+    psycopg.errors.SerializationFailure,
+    sqlite3.OperationalError,  # what the simulator's seam raises for a transient error
+)
+
+
+def is_postgres(target: object) -> bool:
+    return isinstance(target, str) and target.startswith(SCHEMES)
+
+
+class Row(tuple):
+    """A row read by column name or by position, as `sqlite3.Row` is."""
+
+    __slots__ = ()
+    _index: ClassVar[dict[str, int]] = {}
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            return tuple.__getitem__(self, self._index[key])
+        return tuple.__getitem__(self, key)
+
+    def keys(self) -> list[str]:
+        return list(self._index)
+
+
+@functools.cache
+def _row_class(names: tuple[str, ...]) -> type[Row]:
+    return type("Row", (Row,), {"__slots__": (), "_index": {n: i for i, n in enumerate(names)}})
+
+
+def _rows(cursor: Any) -> Callable[[Any], Row]:
+    return _row_class(tuple(column.name for column in cursor.description or ()))
+
+
+class _Number(Loader):
+    """NUMERIC as int or float (SQLite's answer), not Decimal: PostgreSQL's `sum()` of
+    integers is NUMERIC, and the runtime adds it to ints."""
+
+    def load(self, data: Any) -> int | float:
+        text = bytes(data).decode()
+        return float(text) if any(c in text for c in ".eEN") else int(text)
+
+
+@functools.cache
+def pg_sql(sql: str) -> str:
+    """The runtime's SQL in psycopg's placeholders: `?` becomes `%s` and a literal `%`
+    doubles. The runtime writes no `?` inside a string literal."""
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+def _run(conn: psycopg.Connection, sql: str, params: tuple | dict) -> psycopg.Cursor:
+    """Run one statement of the runtime's SQL (with no parameters, psycopg reads no
+    placeholders, so the text goes as it is)."""
+    if not params:
+        return conn.execute(sql)
+    return conn.execute(pg_sql(sql), params)
+
+
+_NEXT_SEQ = "UPDATE fmlab_meta SET last_seq = last_seq + 1 RETURNING last_seq"
+_APPEND = (
+    "INSERT INTO events (seq, at, type, job_id, execution_id, worker, detail)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s)"
+)
+_INSERT = re.compile(r"^\s*INSERT\s", re.IGNORECASE)
+
+
+class PgTx:
+    """An open transaction (runtime.store.Tx's interface, PostgreSQL's locking)."""
+
+    locks_rows = True
+    skip_locked = " FOR UPDATE SKIP LOCKED"
+
+    def __init__(self, conn: psycopg.Connection) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, params: tuple | dict = ()) -> psycopg.Cursor:
+        return _run(self._conn, sql, params)
+
+    def one(self, sql: str, params: tuple | dict = ()) -> Any:
+        return self.execute(sql, params).fetchone()
+
+    def all(self, sql: str, params: tuple | dict = ()) -> list[Any]:
+        return self.execute(sql, params).fetchall()
+
+    def insert(self, sql: str, params: tuple | dict = ()) -> int:
+        assert _INSERT.match(sql), sql
+        row = self.execute(f"{sql} RETURNING id", params).fetchone()
+        assert row is not None
+        return row[0]
+
+    def lock_jobs(self, *job_ids: int) -> None:
+        self._conn.execute(
+            "SELECT id FROM jobs WHERE id = ANY(%s) ORDER BY id FOR UPDATE", (list(job_ids),)
+        ).fetchall()
+
+    def lock_key(self, key: str) -> None:
+        self._conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (key,))
+
+    def event(
+        self,
+        at: float,
+        type: str,
+        *,
+        job: int | None = None,
+        execution: int | None = None,
+        worker: str | None = None,
+        **detail: Any,
+    ) -> int:
+        """Append one event; returns its seq, taken from the log's head (which this
+        transaction then holds until it ends: runtime.pg_schema)."""
+        row = self._conn.execute(_NEXT_SEQ).fetchone()
+        assert row is not None
+        seq = row[0]
+        self._conn.execute(_APPEND, (seq, at, type, job, execution, worker, dumps(detail)))
+        return seq
+
+
+class PgTransaction:
+    """`with store.transaction() as tx:`; a transient failure (the server gone, a deadlock
+    the server broke) is `StoreUnavailable`, as a busy SQLite file is."""
+
+    __slots__ = ("_store",)
+
+    def __init__(self, store: "PgStore") -> None:
+        self._store = store
+
+    def __enter__(self) -> PgTx:
+        store = self._store
+        try:
+            if store.before_transaction is not None:
+                store.before_transaction()
+            store._conn.execute("BEGIN")
+        except _TRANSIENT as error:
+            raise StoreUnavailable(f"{store.path}: {error}") from error
+        return PgTx(store._conn)
+
+    def __exit__(self, kind: type | None, error: BaseException | None, trace: Any) -> None:
+        conn = self._store._conn
+        if kind is not None:
+            _rollback(conn)
+            if isinstance(error, _TRANSIENT):
+                raise StoreUnavailable(f"{self._store.path}: {error}") from error
+            return
+        try:
+            conn.execute("COMMIT")
+        except _TRANSIENT as failure:
+            _rollback(conn)
+            raise StoreUnavailable(f"{self._store.path}: {failure}") from failure
+
+
+def _rollback(conn: psycopg.Connection) -> None:
+    if conn.closed:
+        return
+    # A connection that is gone took its transaction with it: the server rolled it back.
+    with contextlib.suppress(psycopg.OperationalError):
+        conn.execute("ROLLBACK")
+
+
+class PgStore:
+    """A connection to one lab database on a PostgreSQL server. One per thread."""
+
+    def __init__(self, conn: psycopg.Connection, url: str) -> None:
+        self._conn = conn
+        self.path = url
+        self.before_transaction: Callable[[], None] | None = None
+
+    @classmethod
+    def open(cls, url: str, *, create: bool = True, read_only: bool = False) -> "PgStore":
+        """Connect, refuse a schema that is not a lab database we can open, and migrate
+        (unless `read_only`, which writes nothing)."""
+        try:
+            conn = psycopg.connect(
+                url, autocommit=True, row_factory=_rows, connect_timeout=CONNECT_TIMEOUT_S
+            )
+        except psycopg.Error as error:
+            raise DatabaseError(f"{_safe(url)}: cannot connect ({_first_line(error)})") from None
+        conn.adapters.register_loader("numeric", _Number)
+        store = cls(conn, _safe(url))
+        try:
+            store._prepare(create=create, read_only=read_only)
+        except BaseException:
+            conn.close()
+            raise
+        return store
+
+    def _prepare(self, *, create: bool, read_only: bool) -> None:
+        conn = self._conn
+        schema = conn.execute("SELECT current_schema()").fetchone()[0]
+        if schema is None:
+            raise DatabaseError(f"{self.path}: the connection's search_path names no schema")
+        version = self._inspect(schema)
+        if version == 0 and (not create or read_only):
+            raise DatabaseError(f"{self.path}: no lab database in schema {schema}")
+        if read_only:
+            conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+            return
+        _migrate(conn, schema)
+
+    def _inspect(self, schema: str) -> int:
+        """The schema version of the lab database in `schema` (0: none yet, and nothing
+        else there either)."""
+        tables = {
+            row[0]
+            for row in self._conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = %s", (schema,)
+            )
+        }
+        if "fmlab_meta" not in tables:
+            if tables:
+                raise DatabaseError(
+                    f"{self.path}: schema {schema} holds tables that are not a"
+                    f" failure-mode-lab database ({', '.join(sorted(tables)[:3])})"
+                )
+            return 0
+        row = self._conn.execute("SELECT application, schema_version FROM fmlab_meta").fetchone()
+        if row is None or row[0] != APPLICATION:
+            raise DatabaseError(f"{self.path}: not a failure-mode-lab database")
+        if row[1] > SCHEMA_VERSION:
+            raise DatabaseError(
+                f"{self.path}: schema version {row[1]} is newer than this lab's"
+                f" {SCHEMA_VERSION}; upgrade failure-mode-lab"
+            )
+        return row[1]
+
+    def transaction(self) -> PgTransaction:
+        return PgTransaction(self)
+
+    def one(self, sql: str, params: tuple | dict = ()) -> Any:
+        return _run(self._conn, sql, params).fetchone()
+
+    def all(self, sql: str, params: tuple | dict = ()) -> list[Any]:
+        return _run(self._conn, sql, params).fetchall()
+
+    def tuples(self, sql: str, params: tuple | dict = ()) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in self.all(sql, params)]
+
+    def events(self, after_seq: int = 0) -> list[Event]:
+        rows = self._conn.execute(
+            "SELECT seq, at, type, job_id, execution_id, worker, detail FROM events"
+            " WHERE seq > %s ORDER BY seq",
+            (after_seq,),
+        ).fetchall()
+        return [event(*row) for row in rows]
+
+    def schema_version(self) -> int:
+        return self._conn.execute("SELECT schema_version FROM fmlab_meta").fetchone()[0]
+
+    def schema_cookie(self) -> int:
+        """Changes whenever a table or trigger of this schema is made or dropped."""
+        row = self._conn.execute(
+            "SELECT count(*), coalesce(max(c.oid::bigint), 0) + coalesce(sum(t.oid::bigint), 0)"
+            " FROM pg_class c LEFT JOIN pg_trigger t ON t.tgrelid = c.oid AND NOT t.tgisinternal"
+            " WHERE c.relnamespace = current_schema()::text::regnamespace AND c.relkind = 'r'"
+        ).fetchone()
+        return hash((row[0], row[1]))
+
+    def triggers(self) -> frozenset[str]:
+        rows = self._conn.execute(
+            "SELECT t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid"
+            " WHERE c.relnamespace = current_schema()::text::regnamespace AND NOT t.tgisinternal"
+        )
+        return frozenset(row[0] for row in rows)
+
+    def now(self) -> float:
+        """The server's clock, in seconds since the epoch: the time authority every
+        machine sharing this queue agrees on (runtime.clock.DatabaseClock)."""
+        return self._conn.execute(
+            "SELECT extract(epoch FROM clock_timestamp())::float8"
+        ).fetchone()[0]
+
+    def wipe(self, image: bytes | None = None) -> None:
+        """Empty every table and start every id again from 1, as a new lab database: a
+        simulator's many seeds on one schema. The log's TRUNCATE refusal is lifted for
+        the moment of the wipe, inside its transaction."""
+        if image is not None:
+            raise ValueError("a PostgreSQL store has no image; wipe() empties it")
+        conn = self._conn
+        with conn.transaction():
+            conn.execute("ALTER TABLE events DISABLE TRIGGER events_are_append_only_truncate")
+            conn.execute(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY")
+            conn.execute("ALTER TABLE events ENABLE TRIGGER events_are_append_only_truncate")
+            conn.execute("UPDATE fmlab_meta SET last_seq = 0")
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def _migrate(conn: psycopg.Connection, schema: str) -> None:
+    """Bring the schema up to SCHEMA_VERSION, one migration per transaction; processes
+    that start together take turns (an advisory lock on the schema's name)."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 1))", (schema,))
+        exists = conn.execute(
+            "SELECT 1 FROM pg_tables WHERE schemaname = %s AND tablename = 'fmlab_meta'",
+            (schema,),
+        ).fetchone()
+        if exists is None:
+            conn.execute(META)
+            conn.execute(
+                "INSERT INTO fmlab_meta (application, schema_version) VALUES (%s, 0)",
+                (APPLICATION,),
+            )
+    while True:
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 1))", (schema,))
+            current = conn.execute("SELECT schema_version FROM fmlab_meta FOR UPDATE").fetchone()[0]
+            if current >= SCHEMA_VERSION:
+                return
+            conn.execute(MIGRATIONS[current + 1])
+            conn.execute("UPDATE fmlab_meta SET schema_version = %s", (current + 1,))
+
+
+def _safe(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

@@ -1,0 +1,34 @@
+"""Which store a `--db` names: a PostgreSQL URL, or else a SQLite file (or `:memory:`).
+
+One place decides, so every command takes the same `--db` and the rest of the runtime
+sees only the store interface (runtime.store.Store, runtime.pg_store.PgStore).
+"""
+
+from pathlib import Path
+
+from runtime.clock import Clock, DatabaseClock, SystemClock
+from runtime.pg_store import PgStore, is_postgres
+from runtime.store import Store
+
+AnyStore = Store | PgStore
+DB_HELP = "a SQLite file, or a postgresql:// URL"
+
+
+def database(text: str) -> str | Path:
+    """A `--db` argument: a PostgreSQL URL as it is, anything else as a file's path."""
+    return text if is_postgres(text) else Path(text)
+
+
+def open_store(target: str | Path, *, create: bool = True, read_only: bool = False) -> AnyStore:
+    if is_postgres(target):
+        return PgStore.open(str(target), create=create, read_only=read_only)
+    return Store.open(target, create=create, read_only=read_only)
+
+
+def time_authority(store: AnyStore) -> Clock:
+    """The clock a real process stamps events and sets leases by: the database server's
+    when several machines share it (their own clocks drift apart; the server's is one),
+    this machine's for a SQLite file, which only this machine's processes can open."""
+    if isinstance(store, PgStore):
+        return DatabaseClock(store)
+    return SystemClock()
