@@ -87,7 +87,8 @@ bench-sim: sync
 	$(RUN) python -m bench.sim
 
 torture: sync
-	$(RUN) python -m torture.run --trials $(or $(TRIALS),20) $(if $(WITHOUT),--without $(WITHOUT))
+	$(RUN) python -m torture.run --trials $(or $(TRIALS),20) $(if $(WITHOUT),--without $(WITHOUT)) \
+	  --db $(or $(DB),sqlite)
 
 pg-up:
 	@tools/pg.sh up

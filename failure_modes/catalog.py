@@ -40,6 +40,9 @@ class Meta:
     world: tuple[int, int] = (3, 2)
     """The jobs and workers its world is explored with, unless a person asks otherwise:
     most failures need few; a retry storm needs a crowd."""
+    sqlite_only: str = ""
+    """Why its world runs on SQLite alone (empty: it runs on PostgreSQL too, and
+    tests/test_catalog_postgres.py proves its fix there with the same timeline)."""
 
 
 @dataclass(frozen=True)

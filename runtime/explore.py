@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 
 from runtime.clock import SystemClock
 from runtime.shrink import Build, Case
-from runtime.sim import Simulation
-from runtime.store import Store
+from runtime.sim import Simulation, new_run_store
 
 CHUNK = 250
 """Seeds per unit of work handed to a process."""
@@ -68,7 +67,7 @@ def run_seeds(
 ) -> list[SeedOutcome]:
     """Run each seed; keep only what a summary needs (the store is reused, not kept)."""
     scenario = build(jobs, workers)
-    store = Store.memory()
+    store = new_run_store()
     outcomes = []
     for seed in seeds:
         result = Simulation(seed, scenario, scheduler=scheduler, store=store, stop_on=stop_on).run()

@@ -27,7 +27,7 @@ import psycopg.errors
 from psycopg.adapt import Loader
 
 from runtime.errors import DatabaseError, StoreUnavailable
-from runtime.pg_schema import APPLICATION, META, MIGRATIONS, TABLES
+from runtime.pg_schema import APPLICATION, META, MIGRATIONS, NUMBERED, TABLES
 from runtime.store import SCHEMA_VERSION, Event, dumps, event
 
 SCHEMES = ("postgresql://", "postgres://")
@@ -96,7 +96,24 @@ _APPEND = (
     "INSERT INTO events (seq, at, type, job_id, execution_id, worker, detail)"
     " VALUES (%s, %s, %s, %s, %s, %s, %s)"
 )
-_INSERT = re.compile(r"^\s*INSERT\s", re.IGNORECASE)
+_INSERT = re.compile(r"^\s*INSERT INTO (\w+) \(([^)]*)\) VALUES \((.*)\)\s*$", re.DOTALL)
+_NEXT_ID = {
+    table: f"UPDATE fmlab_meta SET last_{table} = last_{table} + 1 RETURNING last_{table}"
+    for table in NUMBERED
+}
+_RAISE_ID = {
+    table: f"UPDATE fmlab_meta SET last_{table} = greatest(last_{table}, %s)" for table in NUMBERED
+}
+
+
+@functools.cache
+def _insert_parts(sql: str) -> tuple[str, list[str], str]:
+    """(table, columns, the VALUES list) of one of the runtime's INSERTs."""
+    match = _INSERT.match(sql)
+    if match is None or match.group(1) not in NUMBERED:
+        raise ValueError(f"not an INSERT into a numbered table: {sql!r}")
+    table, columns, values = match.groups()
+    return table, [c.strip() for c in columns.split(",")], values
 
 
 class PgTx:
@@ -118,10 +135,22 @@ class PgTx:
         return self.execute(sql, params).fetchall()
 
     def insert(self, sql: str, params: tuple | dict = ()) -> int:
-        assert _INSERT.match(sql), sql
-        row = self.execute(f"{sql} RETURNING id", params).fetchone()
-        assert row is not None
-        return row[0]
+        """Run `INSERT INTO t (columns) VALUES (...)` with the next id of `t` from
+        `fmlab_meta` (runtime.pg_schema), or with the id the statement gives."""
+        table, columns, values = _insert_parts(sql)
+        given = list(params)
+        if "id" in columns and given[columns.index("id")] is not None:
+            row_id = given[columns.index("id")]
+            self._conn.execute(_RAISE_ID[table], (row_id,))
+        else:
+            row_id = self._conn.execute(_NEXT_ID[table]).fetchone()[0]
+            if "id" in columns:
+                given[columns.index("id")] = row_id
+            else:
+                sql = f"INSERT INTO {table} (id, {', '.join(columns)}) VALUES (?, {values})"
+                given.insert(0, row_id)
+        self._conn.execute(pg_sql(sql), given)
+        return row_id
 
     def lock_jobs(self, *job_ids: int) -> None:
         self._conn.execute(
@@ -299,9 +328,42 @@ class PgStore:
     def now(self) -> float:
         """The server's clock, in seconds since the epoch: the time authority every
         machine sharing this queue agrees on (runtime.clock.DatabaseClock)."""
-        return self._conn.execute(
-            "SELECT extract(epoch FROM clock_timestamp())::float8"
-        ).fetchone()[0]
+        try:
+            row = self._conn.execute("SELECT extract(epoch FROM clock_timestamp())::float8")
+            return row.fetchone()[0]
+        except _TRANSIENT as error:
+            raise StoreUnavailable(f"{self.path}: {error}") from error
+
+    def integrity_check(self) -> str:
+        """The server's own check of this schema's pages (the amcheck extension): every
+        table's heap (`verify_heapam`), every index against its table (`bt_index_check`
+        with `heapallindexed`). "ok", or the first problem found. The extension must be in
+        schema `public` (`CREATE EXTENSION amcheck SCHEMA public`, as a superuser)."""
+        conn = self._conn
+        installed = conn.execute(
+            "SELECT 1 FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace"
+            " WHERE e.extname = 'amcheck' AND n.nspname = 'public'"
+        ).fetchone()
+        if installed is None:
+            return "not checked: the amcheck extension is not installed in schema public"
+        try:
+            relations = conn.execute(
+                "SELECT oid, relname, relkind FROM pg_class WHERE relkind IN ('r', 'i')"
+                " AND relnamespace = current_schema()::text::regnamespace ORDER BY relname"
+            ).fetchall()
+            for oid, name, kind in relations:
+                if kind == "r":
+                    bad = conn.execute(
+                        "SELECT blkno, msg FROM public.verify_heapam(%s::oid::regclass) LIMIT 1",
+                        (oid,),
+                    ).fetchone()
+                    if bad is not None:
+                        return f"{name}: block {bad[0]}: {bad[1]}"
+                else:
+                    conn.execute("SELECT public.bt_index_check(%s::oid::regclass, true)", (oid,))
+        except psycopg.Error as error:
+            return f"{_first_line(error)}"
+        return "ok"
 
     def wipe(self, image: bytes | None = None) -> None:
         """Empty every table and start every id again from 1, as a new lab database: a
@@ -314,7 +376,10 @@ class PgStore:
             conn.execute("ALTER TABLE events DISABLE TRIGGER events_are_append_only_truncate")
             conn.execute(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY")
             conn.execute("ALTER TABLE events ENABLE TRIGGER events_are_append_only_truncate")
-            conn.execute("UPDATE fmlab_meta SET last_seq = 0")
+            conn.execute(
+                "UPDATE fmlab_meta SET last_seq = 0"
+                + "".join(f", last_{table} = 0" for table in NUMBERED)
+            )
 
     def close(self) -> None:
         self._conn.close()

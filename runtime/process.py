@@ -27,7 +27,7 @@ from runtime.clock import SystemClock
 from runtime.errors import LeaseLost, StoreUnavailable
 from runtime.policies import Policies
 from runtime.queue import Lease, Queue
-from runtime.store import Store
+from runtime.stores import open_store, time_authority
 from runtime.worker import Handler, Worker
 
 POLL_S = 0.05
@@ -37,7 +37,8 @@ BEATS_PER_LEASE = 3
 
 @dataclass(frozen=True)
 class Settings:
-    path: Path
+    database: str | Path
+    """A SQLite file, or a PostgreSQL URL (runtime.stores)."""
     handlers: Mapping[str, Handler]
     policies: Policies
     concurrency: int = 1
@@ -86,9 +87,10 @@ def _thread(
     write: Callable[[dict[str, Any]], None],
     wake: threading.Event | None,
 ) -> None:
-    name, clock = f"{settings.name}.{n}", SystemClock()
-    store = Store.open(settings.path, create=False)
-    queue = Queue(store, clock, random.Random(settings.seed + n), settings.policies)
+    name = f"{settings.name}.{n}"
+    store = open_store(settings.database, create=False)
+    queue = Queue(store, time_authority(store), random.Random(settings.seed + n), settings.policies)
+    clock = SystemClock()  # a log line is stamped by this machine, whatever the store's time
     worker = Worker(name, queue, settings.handlers, settings.kinds)
     beat = _Heartbeat(settings, stop)
     try:
@@ -150,8 +152,8 @@ class _Heartbeat:
 
     def _beat(self) -> None:
         settings = self._settings
-        store = Store.open(settings.path, create=False)
-        queue = Queue(store, SystemClock(), random.Random(settings.seed), settings.policies)
+        store = open_store(settings.database, create=False)
+        queue = Queue(store, time_authority(store), random.Random(settings.seed), settings.policies)
         every = settings.policies.lease_s / BEATS_PER_LEASE
         try:
             with self._changed:

@@ -19,7 +19,9 @@ Two ways to drive it:
 import hashlib
 import math
 import sqlite3
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -220,9 +222,12 @@ class Simulation:
         self.choices = Choices(seed, tape, labels)
         self.clock = SimClock()
         if store is None:
-            store = Store.memory(_watched_image())
-        else:
-            store.wipe(_watched_image())
+            make = _RUN_STORES.get()
+            store = Store.memory(_watched_image()) if make is None else make()
+        watched = isinstance(store, Store)
+        """An in-memory SQLite store carries the monitor's change capture (runtime.watch);
+        another backend's is read whole at each check."""
+        store.wipe(_watched_image()) if watched else store.wipe()
         self.store = store
         self.store.before_transaction = self._before_transaction
         remotes = {
@@ -238,7 +243,7 @@ class Simulation:
             name: Worker(name, self.queue, scenario.handlers) for name in scenario.workers
         }
         self.injector = FaultInjector(scenario.faults)
-        self.monitor = Monitor(self.store, INVARIANTS, watch=True, from_empty=True)
+        self.monitor = Monitor(self.store, INVARIANTS, watch=watched, from_empty=watched)
         self.steps = 0
         self.step_hashes: list[str] = []
         self._running: dict[str, Iterator[str]] = {}
@@ -653,6 +658,27 @@ class Simulation:
             [tuple(row.values()) for row in m.effects.values()],
         )
         return hashlib.blake2b(repr(state).encode(), digest_size=8).hexdigest()
+
+
+_RUN_STORES: ContextVar[Callable[[], Any] | None] = ContextVar("run_stores", default=None)
+
+
+@contextmanager
+def runs_on(make_store: Callable[[], Any]) -> Iterator[None]:
+    """Run every simulation begun inside on a store `make_store` makes (one per run, or
+    one per exploration, which wipes it for each seed), instead of in-memory SQLite: the
+    seam that runs the catalog's worlds on PostgreSQL. The timeline must not change."""
+    token = _RUN_STORES.set(make_store)
+    try:
+        yield
+    finally:
+        _RUN_STORES.reset(token)
+
+
+def new_run_store() -> Any:
+    """A store for an exploration's runs: in-memory SQLite, unless `runs_on` says."""
+    make = _RUN_STORES.get()
+    return Store.memory() if make is None else make()
 
 
 _WATCHED: bytes | None = None

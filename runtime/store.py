@@ -448,6 +448,10 @@ class Store:
         rows = self._conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")
         return frozenset(row[0] for row in rows)
 
+    def integrity_check(self) -> str:
+        """SQLite's own check of every page, index and constraint: "ok", or what is wrong."""
+        return "\n".join(row[0] for row in self._conn.execute("PRAGMA integrity_check"))
+
     def backup_to(self, path: str | Path) -> None:
         """Copy this database, consistent at one instant, to a new file."""
         target = sqlite3.connect(str(path))

@@ -1,5 +1,7 @@
-"""Crash torture: real worker processes on one SQLite file, killed with SIGKILL at random
-and started again, then every invariant and SQLite's own integrity check. `make torture`.
+"""Crash torture: real worker processes on one database, killed with SIGKILL at random
+and started again, then every invariant and the database's own integrity check.
+`make torture` (a SQLite file in WAL mode) and `make torture DB=postgresql` (a schema of
+its own per trial on the server `make pg-up` started).
 
 The simulator kills workers between named steps of one process. Here the kill is the
 operating system's: a worker process dies wherever it is (inside a handler, inside a
@@ -9,7 +11,8 @@ milliseconds and record one effect each, runs several `fmlab worker` processes o
 threads each, kills one at random many times (starting a new one in its place each time),
 waits until every job has ended, stops the processes with SIGTERM (each must exit 0), and
 then asks the database: lost jobs (not ended), duplicated effects (INV_001), any other
-violated invariant, and `PRAGMA integrity_check`.
+violated invariant, and the engine's integrity check (SQLite's `PRAGMA integrity_check`;
+PostgreSQL's amcheck over every table and index).
 
 `--without LEVER` runs the workers with one guard off, to show the torture catches what
 the guard prevents: without the commit boundary, an effect is recorded before its commit,
@@ -17,6 +20,7 @@ and a kill between the two makes the retry record it again.
 """
 
 import argparse
+import os
 import random
 import signal
 import subprocess
@@ -24,20 +28,24 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psycopg
+
 from runtime import invariants, states
-from runtime.clock import SystemClock
 from runtime.policies import LEVERS
 from runtime.queue import Queue
-from runtime.store import Store
+from runtime.stores import AnyStore, open_store, time_authority
 from torture.handlers import KIND
 
 FMLAB = Path(sys.executable).parent / "fmlab"
 HANDLERS = "torture.handlers:HANDLERS"
 QUIET_WAIT_S = 120.0
 READY_WAIT_S = 30.0
+ENGINES = {"sqlite": "SQLite (a WAL file)", "postgresql": "PostgreSQL"}
 
 
 @dataclass
@@ -65,30 +73,49 @@ class Trial:
         )
 
 
+@contextmanager
+def database(number: int, folder: Path, backend: str) -> Iterator[str]:
+    """A new, empty database for one trial: a file, or a schema of its own (dropped after)."""
+    if backend == "sqlite":
+        yield str(folder / "torture.db")
+        return
+    url = os.environ.get("FMLAB_PG_URL")
+    if not url:
+        raise SystemExit("torture: FMLAB_PG_URL is unset; start a server with make pg-up")
+    schema = f"torture_{os.getpid()}_{number}"
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        admin.execute(f"CREATE SCHEMA {schema}")
+        admin.execute("CREATE EXTENSION IF NOT EXISTS amcheck SCHEMA public")  # the check
+        try:
+            yield f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
+        finally:
+            admin.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
 def trial(number: int, args: argparse.Namespace) -> Trial:
     rng = random.Random(args.seed * 1_000 + number)
     result = Trial(number)
-    with tempfile.TemporaryDirectory() as folder:
-        db = Path(folder) / "torture.db"
-        store = Store.open(db)
-        queue = Queue(store, SystemClock(), random.Random(number))
+    with tempfile.TemporaryDirectory() as folder, database(number, Path(folder), args.db) as db:
+        store = open_store(db)
+        queue = Queue(store, time_authority(store), random.Random(number))
         for _ in range(args.jobs):
             queue.submit(KIND, {"ms": rng.randint(0, args.work_ms)})
         store.close()
-        workers = [start(db, f"w{n}", args) for n in range(1, args.workers + 1)]
+        workers = [start(db, Path(folder), f"w{n}", args) for n in range(1, args.workers + 1)]
         while result.kills < args.kills:
             time.sleep(rng.uniform(0.02, args.kill_every_s * 2))
             victim = rng.randrange(len(workers))
             workers[victim].process.send_signal(signal.SIGKILL)
             workers[victim].process.wait()
             result.kills += 1
-            workers[victim] = start(db, f"w{victim + 1}k{result.kills}", args)
+            workers[victim] = start(db, Path(folder), f"w{victim + 1}k{result.kills}", args)
         wait_until_ended(db)
         for worker in workers:
             worker.ready()
             worker.process.send_signal(signal.SIGTERM)
         result.exits = [worker.process.wait(timeout=60) for worker in workers]
-        store = Store.open(db, read_only=True)
+        store = open_store(db, read_only=True)
         try:
             count(store, result)
         finally:
@@ -113,24 +140,24 @@ class Running:
             time.sleep(0.01)
 
 
-def start(db: Path, name: str, args: argparse.Namespace) -> Running:
+def start(db: str, folder: Path, name: str, args: argparse.Namespace) -> Running:
     argv = [
-        str(FMLAB), "worker", "--db", str(db), "--handlers", HANDLERS,
+        str(FMLAB), "worker", "--db", db, "--handlers", HANDLERS,
         "--concurrency", str(args.concurrency), "--lease-s", str(args.lease_s), "--name", name,
     ]  # fmt: skip
     if args.without:
         argv += ["--without", args.without]
-    log = db.parent / f"{name}.log"
+    log = folder / f"{name}.log"
     with log.open("w") as stderr:
         process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=stderr)
     return Running(process, log)
 
 
-def wait_until_ended(db: Path) -> None:
+def wait_until_ended(db: str) -> None:
     """Until every job is SUCCEEDED or DEAD, or the wait runs out (then the jobs still
     open are counted as lost)."""
     deadline = time.monotonic() + QUIET_WAIT_S
-    store = Store.open(db, create=False)  # not read-only: that reads a file with no writer
+    store = open_store(db, create=False)  # not read-only: that reads a file with no writer
     # attached yet as immutable, and would never see the workers' progress
     try:
         while time.monotonic() < deadline:
@@ -144,11 +171,11 @@ def wait_until_ended(db: Path) -> None:
         store.close()
 
 
-def count(store: Store, result: Trial) -> None:
+def count(store: AnyStore, result: Trial) -> None:
     states_ = Counter(row[0] for row in store.tuples("SELECT state FROM jobs"))
     result.succeeded, result.dead = states_[states.SUCCEEDED], states_[states.DEAD]
     result.lost = sum(n for state, n in states_.items() if state not in states.JOB_TERMINAL)
-    result.integrity = store.one("PRAGMA integrity_check")[0]
+    result.integrity = store.integrity_check()
     result.rescued = store.one("SELECT count(*) FROM events WHERE type = 'lease.expired'")[0]
     for violation in invariants.check(store, final=True):
         if violation.inv == "INV_001":
@@ -169,10 +196,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lease-s", type=float, default=1.0)
     parser.add_argument("--without", choices=LEVERS, default=None, metavar="LEVER")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
     args = parser.parse_args(argv)
     policy = "GUARDED" if args.without is None else f"GUARDED without {args.without}"
     print(
-        f"crash torture on SQLite, {policy}: {args.trials} trials of {args.jobs} jobs,"
+        f"crash torture on {ENGINES[args.db]}, {policy}: {args.trials} trials of {args.jobs} jobs,"
         f" {args.workers} worker processes x {args.concurrency} threads, {args.kills} SIGKILLs"
         f" a trial, lease {args.lease_s:g} s"
     )

@@ -26,6 +26,7 @@ META = Meta(
     "leaves work, and an outside effect, for an intent the log never holds.",
     marks=("fault.client_crash",),
     found_within=1,
+    sqlite_only="the intent log's SQL reads JSON with SQLite's json_extract",
 )
 
 ATTEMPTS = 12

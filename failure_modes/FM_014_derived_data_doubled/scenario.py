@@ -27,6 +27,7 @@ META = Meta(
     "failures it had counted before are counted again.",
     marks=("derived.replaced",),
     found_within=2,
+    sqlite_only="the intent log's SQL reads JSON with SQLite's json_extract",
 )
 
 ATTEMPTS = 12

@@ -26,6 +26,7 @@ META = Meta(
     marks=("fault.client_crash",),
     found_within=1,
     world=(2, 2),
+    sqlite_only="the tickets service's SQL uses SQLite's JSON functions and schema catalog",
 )
 
 

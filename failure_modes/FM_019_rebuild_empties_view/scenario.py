@@ -29,6 +29,7 @@ META = Meta(
     marks=("rebuild.swapped", "read.during_rebuild"),
     found_within=3,
     world=(2, 2),
+    sqlite_only="the tickets service's SQL uses SQLite's JSON functions and schema catalog",
 )
 
 REBUILDS = 2

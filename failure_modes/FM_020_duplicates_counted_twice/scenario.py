@@ -32,6 +32,7 @@ META = Meta(
     marks=("projection.skipped", "rebuild.swapped"),
     found_within=2,
     world=(2, 2),
+    sqlite_only="the tickets service's SQL uses SQLite's JSON functions and schema catalog",
 )
 
 REBUILDS = 1

@@ -30,6 +30,7 @@ META = Meta(
     marks=("fault.crash", "effect.absorbed"),
     found_within=4,
     world=(2, 2),
+    sqlite_only="the tickets service's SQL uses SQLite's JSON functions and schema catalog",
 )
 
 

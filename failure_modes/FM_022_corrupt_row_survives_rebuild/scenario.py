@@ -30,6 +30,7 @@ META = Meta(
     marks=("views.suspect", "rebuild.swapped", "fault.view_corrupt"),
     found_within=16,
     world=(2, 2),
+    sqlite_only="the tickets service's SQL uses SQLite's JSON functions and schema catalog",
 )
 
 REBUILDS = 2
