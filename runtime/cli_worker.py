@@ -8,6 +8,7 @@ torture catches without it. SIGTERM or SIGINT: finish the attempt in hand, then 
 
 import argparse
 import importlib
+import math
 import signal
 import threading
 from collections.abc import Mapping
@@ -38,6 +39,12 @@ def add_commands(commands: Any, count: Any, seconds: Any) -> None:
         "--without", choices=LEVERS, default=None, metavar="LEVER", help="turn one lever off"
     )
     worker.add_argument("--name", default="worker", help="names the threads: NAME.1, NAME.2, ...")
+    worker.add_argument(
+        "--clock-skew-s",
+        type=float,
+        default=0.0,
+        help="this machine's wall clock is off by this much (a second machine, for FM_010)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,8 +59,10 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
+    if not math.isfinite(args.clock_skew_s):
+        raise UsageError(f"--clock-skew-s must be a number of seconds, got {args.clock_skew_s}")
     settings = process.Settings(
-        args.db, handlers, policies, args.concurrency, kinds, args.name, seed=0
+        args.db, handlers, policies, args.concurrency, kinds, args.name, 0, args.clock_skew_s
     )
     process.run(settings, stop)
     return 0

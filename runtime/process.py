@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from runtime.clock import SystemClock
+from runtime.clock import Clock, SystemClock, WallClock
 from runtime.errors import LeaseLost, StoreUnavailable
 from runtime.policies import Policies
 from runtime.queue import Lease, Queue
@@ -46,6 +46,15 @@ class Settings:
     name: str = "worker"
     seed: int = 0
     """Thread n draws its retry jitter from random.Random(seed + n)."""
+    clock_skew_s: float = 0.0
+    """How far this machine's wall clock is off: a lab's way to stand for a second
+    machine on one host. Only a queue without lever `store_clock` reads it (FM_010)."""
+
+    def walls(self, *workers: str) -> dict[str, Clock]:
+        """Each thread's wall clock: this machine's, off by `clock_skew_s`."""
+        wall = WallClock(SystemClock())
+        wall.offset = self.clock_skew_s
+        return dict.fromkeys(workers, wall)
 
 
 def run(
@@ -89,10 +98,11 @@ def _thread(
 ) -> None:
     name = f"{settings.name}.{n}"
     store = open_store(settings.database, create=False)
-    queue = Queue(store, time_authority(store), random.Random(settings.seed + n), settings.policies)
+    authority, jitter = time_authority(store), random.Random(settings.seed + n)
+    queue = Queue(store, authority, jitter, settings.policies, walls=settings.walls(name))
     clock = SystemClock()  # a log line is stamped by this machine, whatever the store's time
     worker = Worker(name, queue, settings.handlers, settings.kinds)
-    beat = _Heartbeat(settings, stop)
+    beat = _Heartbeat(settings, name)
     try:
         while not stop.is_set():
             try:
@@ -131,8 +141,9 @@ class _Heartbeat:
     the handler runs; stops at the first refusal (the lease is lost: the fence will refuse
     the attempt's next write too)."""
 
-    def __init__(self, settings: Settings, stop: threading.Event) -> None:
+    def __init__(self, settings: Settings, worker: str) -> None:
         self._settings = settings
+        self._worker = worker
         self._lease: Lease | None = None
         self._changed = threading.Condition()
         self._closed = False
@@ -153,7 +164,13 @@ class _Heartbeat:
     def _beat(self) -> None:
         settings = self._settings
         store = open_store(settings.database, create=False)
-        queue = Queue(store, time_authority(store), random.Random(settings.seed), settings.policies)
+        queue = Queue(
+            store,
+            time_authority(store),
+            random.Random(settings.seed),
+            settings.policies,
+            walls=settings.walls(self._worker),
+        )
         every = settings.policies.lease_s / BEATS_PER_LEASE
         try:
             with self._changed:
