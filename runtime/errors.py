@@ -21,7 +21,14 @@ class DatabaseError(UsageError):
 class StoreUnavailable(LabError):
     """Raised by runtime.store when a transaction cannot begin or commit ("database is
     locked", an I/O error). Nothing of the transaction was written: the caller may retry.
+
+    `busy`: the store refused because another writer held its lock (SQLite's SQLITE_BUSY),
+    contention a store that waits for the lock never reports (FM_023).
     """
+
+    def __init__(self, message: str, *, busy: bool = False) -> None:
+        super().__init__(message)
+        self.busy = busy
 
 
 class IllegalTransition(LabError):

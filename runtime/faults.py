@@ -17,8 +17,8 @@ The sites, and the failure modes that need them:
 - `duplicate_delivery`: a client's submit is delivered twice, as a client that timed out
   and retried would (FM_008);
 - `clock_jump`: the clock steps forward past a lease, or back (FM_010);
-- `db_error`: the worker's next transaction fails to begin, like "database is locked"
-  (FM_007 and the real-process store);
+- `db_error`: the worker's next transaction fails to begin with an error no wait would
+  cure, a disk I/O error (FM_007 and the real-process store);
 - `external_timeout`: an external call (runtime.effects) applies, but its answer never
   comes back: the worker fails the attempt and a retry calls again (FM_002);
 - `wall_clock_step`: one worker's own wall clock steps forward or back, while the store's
@@ -28,6 +28,9 @@ The sites, and the failure modes that need them:
   of its transactions, and the rest of that intent is never written (FM_013). Opt-in too.
 - `view_corrupt`: a row of the tickets read model is found damaged (its preview garbled)
   when the rebuilder reconciles the read model (runtime.tickets.world, FM_022). Opt-in.
+- `lock_contention`: another process holds the database's write lock as the worker's next
+  transaction begins; a store that waits for it gets it when that writer commits, one that
+  does not is refused (SQLITE_BUSY, FM_023). Opt-in.
 """
 
 from collections import Counter
@@ -48,7 +51,12 @@ SITES: tuple[str, ...] = (
     "external_timeout",
 )
 """The sites of `ALL_FAULTS`."""
-OPT_IN_SITES: tuple[str, ...] = ("wall_clock_step", "client_crash", "view_corrupt")
+OPT_IN_SITES: tuple[str, ...] = (
+    "wall_clock_step",
+    "client_crash",
+    "view_corrupt",
+    "lock_contention",
+)
 """Sites a world must name in its mix to get."""
 
 

@@ -24,6 +24,10 @@ MARKS: dict[str, str] = {
     "rebuild.swapped": "a rebuild of the read model swapped its shadow table in whole",
     "read.during_rebuild": "a reader read the read model while a rebuild of it was under way",
     "store.unavailable": "a transaction could not begin or commit and was rolled back",
+    "store.refused": "the store refused a transaction because another writer held its lock",
+    "lock.waited": "a transaction found another writer holding the write lock and waited for it",
+    "fault.lock_contention": "the simulator had another process hold the write lock as a"
+    " worker's next transaction began",
     "fault.crash": "the simulator killed a worker after a step",
     "fault.pause": "the simulator paused a worker past its lease (a zombie)",
     "fault.lost_ack": "the simulator dropped a worker's acknowledgement",

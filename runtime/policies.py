@@ -80,6 +80,10 @@ class Policies:
     catch-up rebuild (FM_022)."""
     ack_after_commit: bool = True
     """A job is acknowledged only once its work is committed, never on receipt (FM_012)."""
+    wait_for_write_lock: bool = True
+    """A SQLite transaction takes the write lock as it begins (`BEGIN IMMEDIATE`) and waits
+    for a writer that holds it (a busy timeout), so another writer is a wait, never an
+    error; never a deferred transaction that fails the moment the lock is taken (FM_023)."""
 
     # Tunables.
     lease_s: float = 30.0

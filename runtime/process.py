@@ -50,6 +50,11 @@ class Settings:
     """How far this machine's wall clock is off: a lab's way to stand for a second
     machine on one host. Only a queue without lever `store_clock` reads it (FM_010)."""
 
+    @property
+    def waits(self) -> bool:
+        """Whether this process's SQLite connections wait for the write lock (FM_023)."""
+        return self.policies.wait_for_write_lock
+
     def walls(self, *workers: str) -> dict[str, Clock]:
         """Each thread's wall clock: this machine's, off by `clock_skew_s`."""
         wall = WallClock(SystemClock())
@@ -97,7 +102,7 @@ def _thread(
     wake: threading.Event | None,
 ) -> None:
     name = f"{settings.name}.{n}"
-    store = open_store(settings.database, create=False)
+    store = open_store(settings.database, create=False, wait_for_lock=settings.waits)
     authority, jitter = time_authority(store), random.Random(settings.seed + n)
     queue = Queue(store, authority, jitter, settings.policies, walls=settings.walls(name))
     clock = SystemClock()  # a log line is stamped by this machine, whatever the store's time
@@ -163,7 +168,7 @@ class _Heartbeat:
 
     def _beat(self) -> None:
         settings = self._settings
-        store = open_store(settings.database, create=False)
+        store = open_store(settings.database, create=False, wait_for_lock=settings.waits)
         queue = Queue(
             store,
             time_authority(store),

@@ -12,6 +12,7 @@ ack, fail) is fenced: it goes through only while the worker's lease is the job's
 and has not expired. A refused write changes nothing but a `lease.lost` event.
 """
 
+import contextlib
 import functools
 import json
 import random
@@ -27,6 +28,7 @@ from runtime.errors import (
     Conflict,
     IllegalTransition,
     LeaseLost,
+    StoreUnavailable,
     Unavailable,
     UnknownJob,
     UsageError,
@@ -651,6 +653,16 @@ class Queue:
                 attempts_before=job["attempts"],
                 job_state=[states.DEAD, states.PENDING],
             )
+
+    def report_refusal(self, worker: str, lease: Lease | None, error: StoreUnavailable) -> None:
+        """Record that the store refused `worker` because another writer held its lock
+        (`store.refused`, which INV_013 reads): a refusal nobody records is a failure
+        nobody sees. Written in a transaction of its own once the store takes writes
+        again; when it refuses this one too, the refusal is only in the process's log."""
+        self.marks.hit("store.refused")
+        who = {"worker": worker} if lease is None else _at(lease)
+        with contextlib.suppress(StoreUnavailable), self.store.transaction() as tx:
+            tx.event(self.clock.now(), "store.refused", **who, error=str(error), busy=True)
 
     def note(
         self, type: str, *, worker: str | None = None, job: int | None = None, **detail: Any

@@ -73,7 +73,7 @@ _SITES_AFTER = {
     for step in CRASH_STEPS
 }
 """The fault sites a worker arrives at after each step (besides those of every step)."""
-_SITES_ANY = ("clock_jump", "db_error", "wall_clock_step")
+_SITES_ANY = ("clock_jump", "db_error", "wall_clock_step", "lock_contention")
 STEPS_PER_JOB = 100
 """A run may take this many steps per job: the first half with faults firing (the safety
 phase), the rest to go quiet once they heal. The lab's worlds take under 15 a job; a run
@@ -252,6 +252,8 @@ class Simulation:
         self._violations: dict[str, Violation] = {}
         self._acting: str | None = None
         self._db_error_armed: set[str] = set()
+        self._contended: set[str] = set()
+        """Workers whose next transaction will find another process holding the lock."""
         self._healed = False
         mix = scenario.mix
         self.active_sites = frozenset(
@@ -514,6 +516,7 @@ class Simulation:
         self._healed = True
         self._paused_until.clear()
         self._db_error_armed.clear()
+        self._contended.clear()
         for wall in self.walls.values():  # NTP has caught up: every wall reads the store's time
             wall.offset = 0.0
         if self.actors is not None:
@@ -592,6 +595,8 @@ class Simulation:
             self._db_error_armed.add(worker)
             self.marks.hit("fault.db_error")
             self.queue.note("fault.db_error", worker=worker)
+        elif fault == "lock_contention":
+            self.hold_write_lock(worker)
         elif fault == "external_timeout":
             self._time_out(worker)
 
@@ -613,11 +618,29 @@ class Simulation:
         self.marks.hit("fault.pause")
         self.queue.note("fault.pause", worker=worker, seconds=seconds)
 
+    def hold_write_lock(self, worker: str) -> None:
+        """Another process holds the write lock as `worker`'s next transaction begins."""
+        self._contended.add(worker)
+        self.marks.hit("fault.lock_contention")
+        self.queue.note("fault.lock_contention", worker=worker)
+
     def _before_transaction(self) -> None:
-        """The store's seam: fail the acting worker's next transaction when armed."""
-        if self._acting in self._db_error_armed:
-            self._db_error_armed.discard(self._acting)
-            raise sqlite3.OperationalError("database is locked (injected by the simulator)")
+        """The store's seam: fail the acting worker's next transaction when armed, or meet
+        it with another writer's lock: a store that waits for the lock (lever
+        `wait_for_write_lock`) gets it when that writer commits; one that does not is
+        refused at once, as SQLite refuses with no busy timeout (SQLITE_BUSY)."""
+        acting = self._acting
+        if acting in self._db_error_armed:
+            self._db_error_armed.discard(acting)
+            raise sqlite3.OperationalError("disk I/O error (injected by the simulator)")
+        if acting in self._contended:
+            self._contended.discard(acting)
+            if self.scenario.policies.wait_for_write_lock:
+                self.marks.hit("lock.waited")
+                return
+            busy = sqlite3.OperationalError("database is locked (injected by the simulator)")
+            busy.sqlite_errorcode = sqlite3.SQLITE_BUSY  # type: ignore[attr-defined]
+            raise busy
 
     def _submit(self, job: JobSpec) -> int:
         job_id = self.queue.submit(job.kind, dict(job.payload), idempotency_key=job.key)

@@ -290,32 +290,49 @@ class Transaction:
             try:
                 store.before_transaction()
             except sqlite3.OperationalError as error:
-                raise StoreUnavailable(f"{store.path}: {error}") from error
+                raise _unavailable(store, error) from error
         turn = self._turn
         if turn is not None:
             turn.acquire()
         try:
-            store._conn.execute("BEGIN IMMEDIATE")
+            store._conn.execute(store._begin)
         except sqlite3.OperationalError as error:
             if turn is not None:
                 turn.release()
-            raise StoreUnavailable(f"{store.path}: {error}") from error
+            raise _unavailable(store, error) from error
         return Tx(store._conn)
 
     def __exit__(self, kind: type | None, error: BaseException | None, trace: Any) -> None:
         conn = self._store._conn
         try:
             if kind is not None:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                if isinstance(error, sqlite3.OperationalError) and _busy(error):
+                    # A statement inside the transaction was refused: a deferred one that
+                    # found the lock taken when it came to write (FM_023).
+                    raise _unavailable(self._store, error) from error
                 return
             try:
                 conn.execute("COMMIT")
             except sqlite3.OperationalError as failure:
-                conn.execute("ROLLBACK")
-                raise StoreUnavailable(f"{self._store.path}: {failure}") from failure
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise _unavailable(self._store, failure) from failure
         finally:
             if self._turn is not None:
                 self._turn.release()
+
+
+def _unavailable(store: "Store", error: sqlite3.OperationalError) -> StoreUnavailable:
+    """The error as the runtime reports it; `busy` when another writer held the lock
+    (SQLITE_BUSY and its extended codes, such as BUSY_SNAPSHOT)."""
+    return StoreUnavailable(f"{store.path}: {error}", busy=_busy(error))
+
+
+def _busy(error: sqlite3.OperationalError) -> bool:
+    code = getattr(error, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF == sqlite3.SQLITE_BUSY
 
 
 _WRITERS: "dict[str, threading.RLock]" = {}
@@ -336,10 +353,11 @@ def _writers(path: str) -> "threading.RLock | None":
 class Store:
     """A connection to one lab database. Not thread-safe: one Store per thread or process."""
 
-    def __init__(self, conn: sqlite3.Connection, path: str) -> None:
+    def __init__(self, conn: sqlite3.Connection, path: str, *, wait_for_lock: bool = True) -> None:
         self._conn = conn
         self.path = path
-        self._writers = _writers(path)
+        self._writers = _writers(path) if wait_for_lock else None
+        self._begin = "BEGIN IMMEDIATE" if wait_for_lock else "BEGIN"
         self._schema_loaded = -1
         """The schema cookie of the image last loaded into an in-memory store (`wipe`)."""
         self.before_transaction: Callable[[], None] | None = None
@@ -382,11 +400,20 @@ class Store:
         self._schema_loaded = self._conn.execute("PRAGMA schema_version").fetchone()[0]
 
     @classmethod
-    def open(cls, path: str | Path, *, create: bool = True, read_only: bool = False) -> "Store":
+    def open(
+        cls,
+        path: str | Path,
+        *,
+        create: bool = True,
+        read_only: bool = False,
+        wait_for_lock: bool = True,
+    ) -> "Store":
         """Open (and migrate) a lab database, refusing any file that is not one of ours.
 
         `create=False` refuses a missing file; `read_only=True` never writes, not even a
-        migration, so an older lab database is read as it stands.
+        migration, so an older lab database is read as it stands. `wait_for_lock=False`
+        is the naive setup of FM_023 (lever `wait_for_write_lock` off): deferred
+        transactions and no busy timeout, so another writer is an error at once.
         """
         path = str(path)
         if path == ":memory:":
@@ -405,7 +432,9 @@ class Store:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = FULL")
             _migrate(conn)
-        return cls(conn, path)
+            if not wait_for_lock:
+                conn.execute("PRAGMA busy_timeout = 0")
+        return cls(conn, path, wait_for_lock=wait_for_lock)
 
     def transaction(self) -> "Transaction":
         """One atomic operation: `BEGIN IMMEDIATE`, commit on success, roll back on error.

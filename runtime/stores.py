@@ -19,10 +19,14 @@ def database(text: str) -> str | Path:
     return text if is_postgres(text) else Path(text)
 
 
-def open_store(target: str | Path, *, create: bool = True, read_only: bool = False) -> AnyStore:
+def open_store(
+    target: str | Path, *, create: bool = True, read_only: bool = False, wait_for_lock: bool = True
+) -> AnyStore:
+    """`wait_for_lock=False`: SQLite's naive setup (FM_023). PostgreSQL has no such setup:
+    a writer there always waits for the row it needs, so the lever does not reach it."""
     if is_postgres(target):
         return PgStore.open(str(target), create=create, read_only=read_only)
-    return Store.open(target, create=create, read_only=read_only)
+    return Store.open(target, create=create, read_only=read_only, wait_for_lock=wait_for_lock)
 
 
 def time_authority(store: AnyStore) -> Clock:

@@ -77,9 +77,8 @@ class Worker:
         """
         try:
             lease = self.queue.lease(self.name, self.kinds)
-        except StoreUnavailable:
-            self.queue.marks.hit("store.unavailable")
-            yield "store_error"
+        except StoreUnavailable as error:
+            yield self._store_error(error, None)
             return
         if lease is None:
             return
@@ -145,9 +144,16 @@ class Worker:
             if self.queue.policies.fencing:
                 raise  # with the fence up, only a bug in the runtime gets this far
             yield "lease_lost"  # unfenced: the state machine refused a write of a lost job
-        except StoreUnavailable:
-            self.queue.marks.hit("store.unavailable")
-            yield "store_error"
+        except StoreUnavailable as error:
+            yield self._store_error(error, lease)
+
+    def _store_error(self, error: StoreUnavailable, lease: Lease | None) -> str:
+        """The store could not run a transaction: the attempt ends here, and the reaper
+        hands its job on once the lease runs out. A refusal for contention is recorded."""
+        self.queue.marks.hit("store.unavailable")
+        if error.busy:
+            self.queue.report_refusal(self.name, lease, error)
+        return "store_error"
 
     def _fail_after_conflict(self, lease: Lease, error: str) -> str:
         """Fail the attempt whose compare-and-set was refused; returns the step it ends at."""
@@ -155,9 +161,8 @@ class Worker:
             self.queue.fail(lease, error)
         except LeaseLost:
             return "lease_lost"
-        except StoreUnavailable:
-            self.queue.marks.hit("store.unavailable")
-            return "store_error"
+        except StoreUnavailable as refused:
+            return self._store_error(refused, lease)
         return "failed"
 
     def _torn_completion(self, lease: Lease, effect: Effect | None) -> Iterator[str]:

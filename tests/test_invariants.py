@@ -65,8 +65,8 @@ def forge_effect(tx: Tx, at: float, *, job: int, execution: int, key: str = "ord
     )
 
 
-def test_there_are_twelve_invariants_in_order():
-    assert [inv.id for inv in INVARIANTS] == [f"INV_{n:03d}" for n in range(1, 13)]
+def test_there_are_thirteen_invariants_in_order():
+    assert [inv.id for inv in INVARIANTS] == [f"INV_{n:03d}" for n in range(1, 14)]
     assert all(inv.statement.endswith(".") for inv in INVARIANTS)
 
 

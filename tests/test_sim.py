@@ -121,7 +121,7 @@ def test_under_guarded_every_fault_fires_and_every_run_holds():
     the residual risk shown below, not something a guard here prevents."""
     world = dataclasses.replace(
         shop(dataclasses.replace(GUARDED, attempts_max=12), jobs=5),
-        mix=FaultMix(sites=(*SITES, "wall_clock_step")),  # the opt-in clock site too
+        mix=FaultMix(sites=(*SITES, "wall_clock_step", "lock_contention")),  # opt-in sites too
     )
     marks: dict[str, int] = {}
     for seed in range(300):

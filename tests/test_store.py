@@ -8,11 +8,12 @@ and sqlite-utils' habit of testing against real SQLite files, not mocks.
 import sqlite3
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
-from runtime.errors import DatabaseError
+from runtime.errors import DatabaseError, StoreUnavailable
 from runtime.store import APPLICATION_ID, SCHEMA_VERSION, Store, dumps
 from tests.support import schema_1_file
 
@@ -345,3 +346,65 @@ conn = sqlite3.connect(sys.argv[1], isolation_level=None)
 conn.execute("INSERT INTO events (at, type, detail) VALUES (0, 'lab.note', '{}')")
 conn.close()
 """
+
+
+# --- contention (FM_023) -----------------------------------------------------------------
+
+
+def held_lock(path: Path) -> sqlite3.Connection:
+    """Another writer of the file, in the middle of a transaction: it holds the write lock."""
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO accounts (name, balance, opened_balance) VALUES ('x', 0, 0)")
+    return other
+
+
+def test_a_store_that_does_not_wait_is_refused_at_once_for_a_held_lock(tmp_path):
+    path = tmp_path / "lab.db"
+    Store.open(path).close()
+    naive = Store.open(path, wait_for_lock=False)
+    other = held_lock(path)
+    try:
+        with (
+            pytest.raises(StoreUnavailable, match="database is locked") as refused,
+            naive.transaction() as tx,
+        ):
+            tx.event(0.0, "test.written")
+        assert refused.value.busy
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert naive.events() == []
+
+
+def test_a_deferred_transaction_is_refused_when_another_writer_commits_under_it(tmp_path):
+    """The trap a busy timeout does not cover: the deferred transaction read first, another
+    writer committed, and SQLite refuses the upgrade at once (SQLITE_BUSY_SNAPSHOT)."""
+    path = tmp_path / "lab.db"
+    Store.open(path).close()
+    naive = Store.open(path, wait_for_lock=False)
+    naive._conn.execute("PRAGMA busy_timeout = 5000")  # waiting would not help
+    with pytest.raises(StoreUnavailable) as refused, naive.transaction() as tx:
+        tx.one("SELECT count(*) FROM events")  # the read snapshot
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("INSERT INTO accounts (name, balance, opened_balance) VALUES ('y', 0, 0)")
+        other.close()
+        tx.event(0.0, "test.written")
+    assert refused.value.busy
+    assert refused.value.__cause__.sqlite_errorcode == 517  # SQLITE_BUSY_SNAPSHOT
+
+
+def test_a_store_that_waits_gets_the_lock_when_the_other_writer_commits(tmp_path):
+    path = tmp_path / "lab.db"
+    Store.open(path).close()
+    store = Store.open(path)
+    other = held_lock(path)
+    release = threading.Timer(0.2, other.execute, ("COMMIT",))
+    release.start()
+    try:
+        with store.transaction() as tx:
+            tx.event(0.0, "test.written")
+    finally:
+        release.join()
+        other.close()
+    assert [e.type for e in store.events()] == ["test.written"]

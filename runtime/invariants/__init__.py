@@ -8,7 +8,7 @@ The same checkers run in tests, in the simulator after every step (runtime.monit
 what they read up to date), and in `fmlab check`.
 
 The rules live in modules by subject (jobs: INV_001 to INV_007, the queue's own rows and
-log; balances, load, intent_log, tickets), and this module holds them in order.
+log; balances, load, intent_log, tickets, contention), and this module holds them in order.
 
 Checkers never read fault annotations (`fault.*` events): a failure must be detectable from
 what the runtime itself recorded, not from what the test harness knows it broke.
@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from runtime.invariants.balances import check_balances, fold_balances
+from runtime.invariants.contention import REFUSED, check_contention_waited, fold_refusals
 from runtime.invariants.evidence import Evidence, Violation
 from runtime.invariants.intent_log import (
     check_derived_fresh,
@@ -158,6 +159,15 @@ INVARIANTS: tuple[Invariant, ...] = (
         check_read_model,
         fold_tickets,
         TICKET_EVENTS,
+    ),
+    Invariant(
+        "INV_013",
+        "A busy database is waited for, never reported: no operation is refused because "
+        "another writer held the lock.",
+        "safety",
+        check_contention_waited,
+        fold_refusals,
+        frozenset({REFUSED}),
     ),
 )
 BY_ID = {inv.id: inv for inv in INVARIANTS}
