@@ -22,6 +22,7 @@ from runtime.observe import clusters, severity
 from runtime.observe.health import health
 from runtime.queue import validated_payload
 from runtime.store import Store
+from runtime.stores import sqlite_file
 from runtime.tables import table
 
 WRITES = ("record", "annotate", "redrive", "work")
@@ -35,7 +36,7 @@ def add_commands(commands: Any, count: Any, whole: Any) -> None:
 
     def command(name: str, help: str) -> argparse.ArgumentParser:
         parser = commands.add_parser(name, help=help)
-        parser.add_argument("--db", type=Path, default=Path("lab.db"))
+        parser.add_argument("--db", type=sqlite_file, default=Path("lab.db"))
         parser.add_argument(
             "--clock",
             choices=("wall", "sim"),

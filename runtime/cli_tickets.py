@@ -20,6 +20,7 @@ from runtime import process
 from runtime.clock import SystemClock
 from runtime.errors import UsageError
 from runtime.store import Store
+from runtime.stores import sqlite_file
 from runtime.tickets import service, views
 
 COMMANDS = ("serve", "project", "rebuild", "reconcile")
@@ -28,23 +29,23 @@ COMMANDS = ("serve", "project", "rebuild", "reconcile")
 def add_commands(commands: Any, port: Any) -> None:
     """Add the tickets service's subcommands to the `fmlab` parser."""
     serve = commands.add_parser("serve", help="serve the tickets API over HTTP (writes)")
-    serve.add_argument("--db", type=Path, default=Path("lab.db"))
+    serve.add_argument("--db", type=sqlite_file, default=Path("lab.db"))
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=port, default=8000, help="0: any free port")
     serve.add_argument(
         "--no-projector", action="store_true", help="run no projector here (fmlab project does)"
     )
     project = commands.add_parser("project", help="run a tickets projector (writes)")
-    project.add_argument("--db", type=Path, default=Path("lab.db"))
+    project.add_argument("--db", type=sqlite_file, default=Path("lab.db"))
     project.add_argument(
         "--until-quiet", action="store_true", help="stop once no projection is ready"
     )
     rebuild = commands.add_parser("rebuild", help="rebuild the tickets read model (writes)")
-    rebuild.add_argument("--db", type=Path, default=Path("lab.db"))
+    rebuild.add_argument("--db", type=sqlite_file, default=Path("lab.db"))
     reconcile = commands.add_parser(
         "reconcile", help="find damaged rows in the tickets read model (exit 1 if any; logs them)"
     )
-    reconcile.add_argument("--db", type=Path, default=Path("lab.db"))
+    reconcile.add_argument("--db", type=sqlite_file, default=Path("lab.db"))
 
 
 def run(args: argparse.Namespace) -> int:

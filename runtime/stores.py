@@ -4,6 +4,7 @@ One place decides, so every command takes the same `--db` and the rest of the ru
 sees only the store interface (runtime.store.Store, runtime.pg_store.PgStore).
 """
 
+import argparse
 from pathlib import Path
 
 from runtime.clock import Clock, DatabaseClock, SystemClock
@@ -17,6 +18,17 @@ DB_HELP = "a SQLite file, or a postgresql:// URL"
 def database(text: str) -> str | Path:
     """A `--db` argument: a PostgreSQL URL as it is, anything else as a file's path."""
     return text if is_postgres(text) else Path(text)
+
+
+def sqlite_file(text: str) -> Path:
+    """A `--db` argument of a command that runs on a SQLite file only (the intent log, the
+    tickets service: their SQL is SQLite's): a PostgreSQL URL is refused, by name."""
+    if is_postgres(text):
+        raise argparse.ArgumentTypeError(
+            "this command runs on a SQLite file only; on PostgreSQL the lab runs the queue"
+            " itself (fmlab worker, submit, check, timeline)"
+        )
+    return Path(text)
 
 
 def open_store(

@@ -96,6 +96,18 @@ CASES = {
     "replay tape bad inv": (["replay", "1", "--tape", "bad_inv.json"], "must name an invariant"),
     "replay tape bad policy": (["replay", "1", "--tape", "bad_policy.json"], "unknown policy"),
     "determinism no seeds": (["determinism", "1", "--seeds", "0"], "must be at least 1"),
+    "intent log on PostgreSQL": (
+        ["record", "order.placed", "{}", "--db", "postgresql://nobody@127.0.0.1:1/x"],
+        "runs on a SQLite file only",
+    ),
+    "tickets on PostgreSQL": (
+        ["serve", "--db", "postgresql://nobody@127.0.0.1:1/x"],
+        "runs on a SQLite file only",
+    ),
+    "no PostgreSQL server": (
+        ["check", "--db", "postgresql://nobody@127.0.0.1:1/x"],
+        "cannot connect",
+    ),
 }
 
 
