@@ -83,6 +83,16 @@ def pg_sql(sql: str) -> str:
     return sql.replace("%", "%%").replace("?", "%s")
 
 
+def _first(cursor: psycopg.Cursor) -> Any:
+    """The first row, or None; None too for a statement that returns no rows (as sqlite3)."""
+    return cursor.fetchone() if cursor.description is not None else None
+
+
+def _every(cursor: psycopg.Cursor) -> list[Any]:
+    """Every row; [] for a statement that returns none (DDL, UPDATE), as sqlite3 gives."""
+    return cursor.fetchall() if cursor.description is not None else []
+
+
 def _run(conn: psycopg.Connection, sql: str, params: tuple | dict) -> psycopg.Cursor:
     """Run one statement of the runtime's SQL (with no parameters, psycopg reads no
     placeholders, so the text goes as it is)."""
@@ -129,10 +139,10 @@ class PgTx:
         return _run(self._conn, sql, params)
 
     def one(self, sql: str, params: tuple | dict = ()) -> Any:
-        return self.execute(sql, params).fetchone()
+        return _first(self.execute(sql, params))
 
     def all(self, sql: str, params: tuple | dict = ()) -> list[Any]:
-        return self.execute(sql, params).fetchall()
+        return _every(self.execute(sql, params))
 
     def insert(self, sql: str, params: tuple | dict = ()) -> int:
         """Run `INSERT INTO t (columns) VALUES (...)` with the next id of `t` from
@@ -290,10 +300,10 @@ class PgStore:
         return PgTransaction(self)
 
     def one(self, sql: str, params: tuple | dict = ()) -> Any:
-        return _run(self._conn, sql, params).fetchone()
+        return _first(_run(self._conn, sql, params))
 
     def all(self, sql: str, params: tuple | dict = ()) -> list[Any]:
-        return _run(self._conn, sql, params).fetchall()
+        return _every(_run(self._conn, sql, params))
 
     def tuples(self, sql: str, params: tuple | dict = ()) -> list[tuple[Any, ...]]:
         return [tuple(row) for row in self.all(sql, params)]
