@@ -28,7 +28,7 @@ from psycopg.adapt import Loader
 
 from runtime.errors import DatabaseError, StoreUnavailable
 from runtime.pg_schema import APPLICATION, META, MIGRATIONS, NUMBERED, TABLES
-from runtime.store import SCHEMA_VERSION, Event, dumps, event
+from runtime.store import EVENTS_AFTER, SCHEMA_VERSION, Event, dumps, event
 
 SCHEMES = ("postgresql://", "postgres://")
 CONNECT_TIMEOUT_S = 5
@@ -309,12 +309,7 @@ class PgStore:
         return [tuple(row) for row in self.all(sql, params)]
 
     def events(self, after_seq: int = 0) -> list[Event]:
-        rows = self._conn.execute(
-            "SELECT seq, at, type, job_id, execution_id, worker, detail FROM events"
-            " WHERE seq > %s ORDER BY seq",
-            (after_seq,),
-        ).fetchall()
-        return [event(*row) for row in rows]
+        return [event(*row) for row in self.all(EVENTS_AFTER, (after_seq,))]
 
     def schema_version(self) -> int:
         return self._conn.execute("SELECT schema_version FROM fmlab_meta").fetchone()[0]

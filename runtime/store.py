@@ -176,6 +176,13 @@ _PRISTINE: bytes | None = None
 """The image of a freshly migrated in-memory database, made on first use."""
 
 
+EVENTS_AFTER = (
+    "SELECT seq, at, type, job_id, execution_id, worker, detail FROM events"
+    " WHERE seq > ? ORDER BY seq"
+)
+"""The log after seq `?`, in order, columns as `event` takes them (every backend)."""
+
+
 class Event(NamedTuple):
     """One row of the event log. A named tuple: the monitor builds one per event it folds,
     tens of thousands a second, and a tuple is the cheapest immutable record to build."""
@@ -457,12 +464,7 @@ class Store:
         return cursor.execute(sql, params).fetchall()
 
     def events(self, after_seq: int = 0) -> list[Event]:
-        rows = self._conn.execute(
-            "SELECT seq, at, type, job_id, execution_id, worker, detail FROM events"
-            " WHERE seq > ? ORDER BY seq",
-            (after_seq,),
-        ).fetchall()
-        return [event(*row) for row in rows]
+        return [event(*row) for row in self._conn.execute(EVENTS_AFTER, (after_seq,))]
 
     def schema_version(self) -> int:
         return self._conn.execute("PRAGMA user_version").fetchone()[0]
