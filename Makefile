@@ -9,6 +9,7 @@
 #   make gate            every FM's guarded world held for seeds 500-999 (CI runs it)
 #   make explore FM=1 SEEDS=100000 [POLICY=guarded] [SCHEDULER=pct]   search seeds, shrink
 #   make replay FM=1 SEED=17 (or TAPE=file)   replay one explored run, byte for byte
+#   make bench [JOBS=2000]   the runtime beside huey, persist-queue, litequeue and bare sqlite3
 #   make bench-sim       the simulator's speed, beside raw SQLite and Hypothesis
 #   make bench-tickets   the tickets service's lag and throughput over real HTTP
 #   make torture [TRIALS=20] [WITHOUT=lever] [DB=postgresql]   SIGKILL real workers, then check
@@ -31,7 +32,7 @@ export FMLAB_PG_URL ?= $(shell cat .pg/url 2>/dev/null)
 WORLD = --policy $(or $(POLICY),baseline) --scheduler $(or $(SCHEDULER),random) \
   $(if $(JOBS),--jobs $(JOBS)) $(if $(WORKERS),--workers $(WORKERS))
 
-.PHONY: pg-up pg-down help sync test lint fmt demo new-fm index check-index gate explore replay bench-sim serve \
+.PHONY: bench pg-up pg-down help sync test lint fmt demo new-fm index check-index gate explore replay bench-sim serve \
   fuzz-api bench-tickets torture
 
 help:
@@ -82,6 +83,11 @@ explore: sync
 replay: sync
 	@test -n "$(FM)" -a -n "$(SEED)$(TAPE)" || { echo "usage: make replay FM=1 SEED=n (or TAPE=file)" >&2; exit 2; }
 	$(RUN) fmlab replay $(FM) $(if $(TAPE),--tape $(TAPE),--seed $(SEED) $(WORLD))
+
+# The peers live in their own dependency group, never the runtime's.
+bench: sync
+	@$(UV) sync --locked --quiet --group bench
+	$(UV) run --locked --quiet --group bench python -m bench.queues --jobs $(or $(JOBS),2000)
 
 bench-sim: sync
 	$(RUN) python -m bench.sim

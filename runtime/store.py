@@ -19,10 +19,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from runtime.errors import DatabaseError, StoreUnavailable
+from runtime.errors import DatabaseError, StoreUnavailable, UsageError
 
 APPLICATION_ID = 0x464D4C42  # "FMLB": marks a database as this lab's.
 BUSY_TIMEOUT_S = 5.0
+SYNCHRONOUS = ("FULL", "NORMAL")
+"""FULL: a commit that returned is on disk. NORMAL (in WAL mode): it is once the next
+checkpoint syncs; a crash of the process loses nothing, a power cut the last commits."""
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -414,6 +417,7 @@ class Store:
         create: bool = True,
         read_only: bool = False,
         wait_for_lock: bool = True,
+        synchronous: str = "FULL",
     ) -> "Store":
         """Open (and migrate) a lab database, refusing any file that is not one of ours.
 
@@ -421,7 +425,12 @@ class Store:
         migration, so an older lab database is read as it stands. `wait_for_lock=False`
         is the naive setup of FM_023 (lever `wait_for_write_lock` off): deferred
         transactions and no busy timeout, so another writer is an error at once.
+        `synchronous="NORMAL"` lets a commit return before the WAL reaches the disk: a
+        power cut may lose the last commits, never corrupt the file (a benchmark's
+        setting, to compare with queues that run that way; the lab's is FULL).
         """
+        if synchronous not in SYNCHRONOUS:
+            raise UsageError(f"synchronous must be one of {', '.join(SYNCHRONOUS)}")
         path = str(path)
         if path == ":memory:":
             conn = _connect(path)
@@ -437,7 +446,7 @@ class Store:
         else:
             conn = _connect(path)
             conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute(f"PRAGMA synchronous = {synchronous}")
             _migrate(conn)
             if not wait_for_lock:
                 conn.execute("PRAGMA busy_timeout = 0")

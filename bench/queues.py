@@ -1,0 +1,255 @@
+"""The runtime beside the queues people already use: `make bench`.
+
+One run, one machine, one workload for every system (bench/peers.py): submit N no-op
+jobs, each durably, then take them one by one, run each (a no-op) and acknowledge it
+durably, until none is left. Every system writes a fresh SQLite file in WAL mode, first at
+synchronous=NORMAL, then at FULL, and the pragmas each connection reports are printed
+beside its figures. Figures: end-to-end jobs/s (first submit to last acknowledgement),
+p50 / p99 submit-to-done latency, and the ratio to bare sqlite3 doing the same number of
+durable commits in the same run. Then the runtime's processing alone with 1 and 2 worker
+processes. The table and a plot go into docs/benchmarks.md, under `## Queues`.
+"""
+
+import argparse
+import os
+import platform
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from bench import doc
+from bench.peers import PEERS, Lab, Peer, lab_latencies, now
+from runtime.store import SYNCHRONOUS
+
+HEADING = "## Queues"
+PLOT = doc.DOC.parent / "benchmarks_queues.png"
+JOBS = 2_000
+LEVELS = ("NORMAL", "FULL")
+RAW_GOAL = 0.5
+"""The runtime's goal: at least half the bare-sqlite3 limit at synchronous=NORMAL."""
+VERSIONS = {"huey": "huey", "persist-queue": "persist-queue", "litequeue": "litequeue"}
+
+
+@dataclass(frozen=True)
+class Run:
+    name: str
+    synchronous: str
+    pragmas: tuple[str, str]
+    jobs: int
+    seconds: float
+    latencies: list[float]
+
+    @property
+    def per_s(self) -> float:
+        return self.jobs / self.seconds
+
+    def percentile(self, q: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def run(peer_class: type, synchronous: str, jobs: int) -> Run:
+    with tempfile.TemporaryDirectory() as folder:
+        peer: Peer = peer_class(Path(folder), synchronous)
+        try:
+            submitted: dict[int, float] = {}
+            started = now()
+            for i in range(jobs):
+                peer.submit(i)
+                submitted[i] = now()
+            done: dict[int, float] = {}
+            finished = 0
+            while (i := peer.finish_one()) is not None:
+                done[i] = now()
+                finished += 1
+            seconds = now() - started
+            if finished != jobs:
+                raise SystemExit(f"{peer.name} finished {finished} of {jobs} jobs")
+            if isinstance(peer, Lab):
+                latencies = lab_latencies(peer.path)
+            else:
+                latencies = [done[i] - submitted[i] for i in range(jobs)]
+            return Run(peer.name, synchronous, peer.pragmas(), jobs, seconds, latencies)
+        finally:
+            peer.close()
+
+
+def drain(path: Path, synchronous: str) -> int:
+    """A worker process of the runtime: ready, wait for `go`, then take jobs until none is
+    ready. Prints how many it finished."""
+    peer = Lab(path.parent, synchronous)  # the file the parent filled
+    print("ready", flush=True)
+    sys.stdin.readline()
+    count = 0
+    while peer.finish_one() is not None:
+        count += 1
+    print(count, flush=True)
+    peer.close()
+    return 0
+
+
+def processes(synchronous: str, jobs: int, count: int) -> float:
+    """The runtime's processing rate (jobs/s) with `count` worker processes, from the
+    moment all of them are ready to the last acknowledgement."""
+    with tempfile.TemporaryDirectory() as folder:
+        lab = Lab(Path(folder), synchronous)
+        for i in range(jobs):
+            lab.submit(i)
+        lab.close()
+        argv = [sys.executable, "-m", "bench.queues", "--drain", str(lab.path)]
+        children = [
+            subprocess.Popen(
+                [*argv, "--synchronous", synchronous],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(count)
+        ]
+        try:
+            for child in children:
+                assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+            started = time.perf_counter()
+            for child in children:
+                assert child.stdin is not None
+                child.stdin.write("go\n")
+                child.stdin.flush()
+            finished = sum(int(child.stdout.readline()) for child in children if child.stdout)
+            seconds = time.perf_counter() - started
+        finally:
+            for child in children:
+                if child.poll() is None:
+                    child.send_signal(signal.SIGTERM)
+                child.wait()
+        if finished != jobs:
+            raise SystemExit(f"{count} worker processes finished {finished} of {jobs} jobs")
+        return jobs / seconds
+
+
+def number(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:,.1f}"
+
+
+def section(runs: list[Run], rates: dict[tuple[str, int], float], jobs: int) -> str:
+    limit = {r.synchronous: r.per_s for r in runs if r.name == "bare sqlite3"}
+    rows = [
+        f"| {r.name} | {r.synchronous} | {r.pragmas[0]} / {r.pragmas[1]} | {number(r.per_s)}"
+        f" | {ms(r.percentile(0.5))} / {ms(r.percentile(0.99))}"
+        f" | {r.per_s / limit[r.synchronous]:.2f}x |"
+        for r in runs
+    ]
+    lab = {r.synchronous: r for r in runs if r.name == "failure-mode-lab"}
+    peers = [r for r in runs if r.name not in ("bare sqlite3", "failure-mode-lab")]
+    verdicts = []
+    for level in LEVELS:
+        best = max((r for r in peers if r.synchronous == level), key=lambda r: r.per_s)
+        ahead = lab[level].per_s >= best.per_s
+        verdicts.append(
+            f"- synchronous={level}: the runtime {number(lab[level].per_s)} jobs/s, the best"
+            f" peer ({best.name}) {number(best.per_s)}: "
+            + ("**ahead**" if ahead else f"**behind** ({lab[level].per_s / best.per_s:.2f}x)")
+        )
+    ratio = lab["NORMAL"].per_s / limit["NORMAL"]
+    verdicts.append(
+        f"- the runtime at synchronous=NORMAL is {ratio:.2f}x the bare-sqlite3 limit; the goal"
+        f" is at least {RAW_GOAL:.2f}x: " + ("**met**" if ratio >= RAW_GOAL else "**not met**")
+    )
+    process_rows = [
+        f"| {level} | {number(rates[(level, 1)])} | {number(rates[(level, 2)])}"
+        f" | {rates[(level, 2)] / rates[(level, 1)]:.2f}x |"
+        for level in LEVELS
+    ]
+    versions = ", ".join(f"{name} {metadata.version(dist)}" for name, dist in VERSIONS.items())
+    return (
+        f"{HEADING}\n\n"
+        f"Written by `make bench` (`bench/queues.py`, adapters in `bench/peers.py`). Each\n"
+        f"system submits {jobs:,} no-op jobs, each durably, then takes, runs and\n"
+        "acknowledges them one by one until none is left, in one process, on a fresh SQLite\n"
+        "file. Bare sqlite3 makes the same two durable commits a job (an INSERT, then an\n"
+        "UPDATE) and nothing else: the limit. The runtime makes five (the submit, then\n"
+        "lease, start, commit and acknowledgement, each fenced and logged with its event);\n"
+        "huey acknowledges on receipt (it deletes the task, then runs it).\n\n"
+        "| system | synchronous | journal / synchronous reported | jobs/s | latency p50 / p99"
+        " (ms) | ÷ bare sqlite3 |\n"
+        "| --- | --- | --- | ---: | ---: | ---: |\n" + "\n".join(rows) + "\n\n"
+        "Latency is submit to acknowledgement: every job waits for the submits after it, so it\n"
+        "measures the whole run's pace, the same way for every system.\n\n"
+        + "\n".join(verdicts)
+        + "\n\n"
+        "The runtime's processing alone (the jobs already submitted), with 1 and 2 worker\n"
+        "processes on the same file, jobs/s from the moment every process is ready:\n\n"
+        "| synchronous | 1 process | 2 processes | 2 ÷ 1 |\n"
+        "| --- | ---: | ---: | ---: |\n" + "\n".join(process_rows) + "\n\n"
+        f"![jobs/s by system](benchmarks_queues.png)\n\n"
+        f"{os.cpu_count()} CPUs, {platform.platform()}, Python {platform.python_version()},"
+        f" SQLite {sqlite3.sqlite_version}; {versions}.\n"
+    )
+
+
+def plot(runs: list[Run]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [r.name for r in runs if r.synchronous == LEVELS[0]]
+    figure, axes = plt.subplots(figsize=(8, 4), dpi=100)
+    width = 0.4
+    for offset, level in enumerate(LEVELS):
+        values = [
+            next(r.per_s for r in runs if r.name == n and r.synchronous == level) for n in names
+        ]
+        positions = [i + (offset - 0.5) * width for i in range(len(names))]
+        axes.bar(positions, values, width, label=f"synchronous={level}")
+    axes.set_xticks(range(len(names)), names, rotation=15)
+    axes.set_ylabel("jobs/s (submit, run, acknowledge)")
+    axes.set_title("One process, one SQLite file in WAL mode, no-op jobs")
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(PLOT, metadata={"Software": None})
+    plt.close(figure)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.queues", description=__doc__)
+    parser.add_argument("--jobs", type=int, default=JOBS)
+    parser.add_argument("--drain", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--synchronous", choices=SYNCHRONOUS, default="NORMAL")
+    args = parser.parse_args(argv)
+    if args.drain is not None:
+        return drain(args.drain, args.synchronous)
+    for peer in PEERS:  # warm up: imports, first files
+        run(peer, "NORMAL", 50)
+    runs = []
+    for level in LEVELS:
+        for peer in PEERS:
+            result = run(peer, level, args.jobs)
+            runs.append(result)
+            print(
+                f"{result.name:18} {level:6} {number(result.per_s):>8} jobs/s"
+                f"  p50 {ms(result.percentile(0.5))} ms  p99 {ms(result.percentile(0.99))} ms"
+                f"  ({result.pragmas[0]}, {result.pragmas[1]})",
+                flush=True,
+            )
+    rates = {(level, n): processes(level, args.jobs, n) for level in LEVELS for n in (1, 2)}
+    for (level, n), rate in rates.items():
+        print(f"failure-mode-lab   {level:6} {n} worker process(es): {number(rate)} jobs/s")
+    text = section(runs, rates, args.jobs)
+    doc.write(HEADING, text)
+    plot(runs)
+    print(f"\nwrote {HEADING} of {doc.DOC.name} and {PLOT.name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
