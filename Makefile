@@ -12,7 +12,7 @@
 #   make bench [JOBS=2000]   the runtime beside huey, persist-queue, litequeue and bare sqlite3
 #   make bench-sim       the simulator's speed, beside raw SQLite and Hypothesis
 #   make bench-tickets   the tickets service's lag and throughput over real HTTP
-#   make torture [TRIALS=20] [WITHOUT=lever] [DB=postgresql]   SIGKILL real workers, then check
+#   make torture [TRIALS=20] [WITHOUT=lever] [DB=postgresql] [BATCH=8]   SIGKILL real workers
 #   make pg-up / pg-down   a throwaway PostgreSQL on loopback; make test then runs both backends
 #   make serve [DB=lab.db] [PORT=8000]   the tickets API, with its projector
 #   make fuzz-api [EXAMPLES=50] [SEED=1]   schemathesis against a started tickets API
@@ -94,7 +94,7 @@ bench-sim: sync
 
 torture: sync
 	$(RUN) python -m torture.run --trials $(or $(TRIALS),20) $(if $(WITHOUT),--without $(WITHOUT)) \
-	  --db $(or $(DB),sqlite)
+	  --db $(or $(DB),sqlite) --batch $(or $(BATCH),1)
 
 pg-up:
 	@tools/pg.sh up

@@ -1,16 +1,21 @@
 """The queues `make bench` measures, each behind the same three verbs.
 
 Every adapter opens a fresh SQLite file in WAL mode at the `synchronous` level it is
-given, then `submit(i)` one no-op job durably and `finish_one()` takes the next job, runs
-it (a no-op) and acknowledges it durably, returning its `i` (None when the queue is
-empty). The peers are driven through their own public APIs, as their own workers drive
-them; only the durability pragma is set from outside, so every system commits the same way.
+given, then `submit(i)` one no-op job durably and `finish()` takes the next job, runs it
+(a no-op) and acknowledges it durably, returning how many it finished (0 when the queue
+is empty; the runtime's batched worker may finish several). The peers are driven through
+their own public APIs, as their own workers drive them; only the durability pragma is set
+from outside, so every system commits the same way.
 
 - bare sqlite3: the limit. One INSERT committed per submit, one UPDATE committed per
   acknowledgement: the fewest durable commits a queue with acknowledgement can make.
-- failure-mode-lab: the runtime with every guard on. A submit is a transaction (the job
-  and its event); a job is then leased, started, committed and acknowledged, each a
-  transaction with its event, fenced (runtime.worker.Worker, as `fmlab worker` runs it).
+- failure-mode-lab: the runtime with every guard on, as `fmlab worker` runs it
+  (runtime.worker.Worker.attempts). A submit is a transaction (the job and its event); a
+  job is then leased and started in one transaction and completed (effect, commit and
+  acknowledgement, fenced, each move with its event) in another.
+- failure-mode-lab, batched: the same, with the runtime's fast paths: jobs submitted 100
+  to a transaction (`Queue.submit_many`), and a worker that leases 8 at a time
+  (`--batch 8`), so a job costs about one transaction.
 - huey (SqliteHuey): enqueue; `dequeue` deletes the task in a transaction, then
   `execute` runs it. Acknowledged on receipt: at-most-once.
 - persist-queue (SQLiteAckQueue): put; get marks the row unacked; ack marks it acked.
@@ -37,7 +42,7 @@ class Peer(Protocol):
 
     def submit(self, i: int) -> None: ...
 
-    def finish_one(self) -> int | None: ...
+    def finish(self) -> int: ...
 
     def pragmas(self) -> tuple[str, str]:
         """(journal_mode, synchronous) as the connection reports them."""
@@ -70,13 +75,13 @@ class BareSqlite:
     def submit(self, i: int) -> None:
         self.conn.execute("INSERT INTO jobs (i) VALUES (?)", (i,))
 
-    def finish_one(self) -> int | None:
-        row = self.conn.execute("SELECT id, i FROM jobs WHERE done = 0 ORDER BY id LIMIT 1")
+    def finish(self) -> int:
+        row = self.conn.execute("SELECT id FROM jobs WHERE done = 0 ORDER BY id LIMIT 1")
         found = row.fetchone()
         if found is None:
-            return None
+            return 0
         self.conn.execute("UPDATE jobs SET done = 1 WHERE id = ?", (found[0],))
-        return found[1]
+        return 1
 
     def pragmas(self) -> tuple[str, str]:
         return _pragmas(self.conn)
@@ -91,29 +96,48 @@ def noop(job: Job) -> Effect | None:
 
 class Lab:
     name = "failure-mode-lab"
+    submit_batch = 1
+    lease_batch = 1
 
     def __init__(self, folder: Path, synchronous: str) -> None:
         self.path = folder / "lab.db"
         self.store = Store.open(self.path, synchronous=synchronous)
         self.queue = Queue(self.store, SystemClock(), random.Random(0))
         self.worker = Worker("bench.1", self.queue, {KIND: noop})
+        self._waiting: list[dict[str, int]] = []
 
     def submit(self, i: int) -> None:
-        self.queue.submit(KIND, {"i": i})
+        if self.submit_batch == 1:
+            self.queue.submit(KIND, {"i": i})
+            return
+        self._waiting.append({"i": i})
+        if len(self._waiting) == self.submit_batch:
+            self.flush()
 
-    def finish_one(self) -> int | None:
-        steps = list(self.worker.attempt())
-        if not steps:
-            return None
-        if steps[-1] != "acked":
+    def flush(self) -> None:
+        """Submit what a batching producer still holds."""
+        if self._waiting:
+            self.queue.submit_many(KIND, self._waiting)
+            self._waiting = []
+
+    def finish(self) -> int:
+        self.flush()
+        steps = list(self.worker.attempts(self.lease_batch))
+        if steps.count("acked") != steps.count("leased"):
             raise RuntimeError(f"a no-op job did not finish: {steps}")
-        return -1  # the job's i is read back from the database (its latency, too)
+        return steps.count("acked")  # each job's latency is read back from the database
 
     def pragmas(self) -> tuple[str, str]:
         return _pragmas(self.store._conn)
 
     def close(self) -> None:
         self.store.close()
+
+
+class LabBatched(Lab):
+    name = "failure-mode-lab, batched"
+    submit_batch = 100
+    lease_batch = 8
 
 
 class Huey:
@@ -129,12 +153,12 @@ class Huey:
     def submit(self, i: int) -> None:
         self.task(i)
 
-    def finish_one(self) -> int | None:
+    def finish(self) -> int:
         task = self.huey.dequeue()
         if task is None:
-            return None
+            return 0
         self.huey.execute(task)
-        return task.args[0]
+        return 1
 
     def pragmas(self) -> tuple[str, str]:
         return _pragmas(self.huey.storage.conn)
@@ -159,13 +183,13 @@ class PersistQueue:
     def submit(self, i: int) -> None:
         self.queue.put({"i": i})
 
-    def finish_one(self) -> int | None:
+    def finish(self) -> int:
         try:
             item = self.queue.get(block=False, raw=True)
         except Exception:  # noqa: BLE001 - persistqueue.Empty: the queue is drained
-            return None
+            return 0
         self.queue.ack(id=item["pqid"])
-        return item["data"]["i"]
+        return 1
 
     def pragmas(self) -> tuple[str, str]:
         return _pragmas(self.queue._conn)
@@ -186,12 +210,12 @@ class LiteQueue:
     def submit(self, i: int) -> None:
         self.queue.put(str(i))
 
-    def finish_one(self) -> int | None:
+    def finish(self) -> int:
         message = self.queue.pop()
         if message is None:
-            return None
+            return 0
         self.queue.done(message.message_id)
-        return int(message.data)
+        return 1
 
     def pragmas(self) -> tuple[str, str]:
         return _pragmas(self.queue.conn)
@@ -200,7 +224,7 @@ class LiteQueue:
         self.queue.close()
 
 
-PEERS: tuple[type, ...] = (BareSqlite, Lab, Huey, PersistQueue, LiteQueue)
+PEERS: tuple[type, ...] = (BareSqlite, Lab, LabBatched, Huey, PersistQueue, LiteQueue)
 
 
 def now() -> float:

@@ -24,7 +24,7 @@ from importlib import metadata
 from pathlib import Path
 
 from bench import doc
-from bench.peers import PEERS, Lab, Peer, lab_latencies, now
+from bench.peers import PEERS, Lab, Peer, now
 from runtime.store import SYNCHRONOUS
 
 HEADING = "## Queues"
@@ -33,6 +33,7 @@ JOBS = 2_000
 LEVELS = ("NORMAL", "FULL")
 RAW_GOAL = 0.5
 """The runtime's goal: at least half the bare-sqlite3 limit at synchronous=NORMAL."""
+PEER_NAMES = ("huey", "persist-queue", "litequeue")
 VERSIONS = {"huey": "huey", "persist-queue": "persist-queue", "litequeue": "litequeue"}
 
 
@@ -58,23 +59,19 @@ def run(peer_class: type, synchronous: str, jobs: int) -> Run:
     with tempfile.TemporaryDirectory() as folder:
         peer: Peer = peer_class(Path(folder), synchronous)
         try:
-            submitted: dict[int, float] = {}
+            submitted = []
             started = now()
             for i in range(jobs):
                 peer.submit(i)
-                submitted[i] = now()
-            done: dict[int, float] = {}
-            finished = 0
-            while (i := peer.finish_one()) is not None:
-                done[i] = now()
-                finished += 1
+                submitted.append(now())
+            done: list[float] = []
+            while finished := peer.finish():
+                done += [now()] * finished
             seconds = now() - started
-            if finished != jobs:
-                raise SystemExit(f"{peer.name} finished {finished} of {jobs} jobs")
-            if isinstance(peer, Lab):
-                latencies = lab_latencies(peer.path)
-            else:
-                latencies = [done[i] - submitted[i] for i in range(jobs)]
+            if len(done) != jobs:
+                raise SystemExit(f"{peer.name} finished {len(done)} of {jobs} jobs")
+            # Every system takes its jobs oldest first, so the k-th done is the k-th submitted.
+            latencies = [end - begin for begin, end in zip(submitted, done, strict=True)]
             return Run(peer.name, synchronous, peer.pragmas(), jobs, seconds, latencies)
         finally:
             peer.close()
@@ -87,8 +84,8 @@ def drain(path: Path, synchronous: str) -> int:
     print("ready", flush=True)
     sys.stdin.readline()
     count = 0
-    while peer.finish_one() is not None:
-        count += 1
+    while finished := peer.finish():
+        count += finished
     print(count, flush=True)
     peer.close()
     return 0
@@ -99,8 +96,7 @@ def processes(synchronous: str, jobs: int, count: int) -> float:
     moment all of them are ready to the last acknowledgement."""
     with tempfile.TemporaryDirectory() as folder:
         lab = Lab(Path(folder), synchronous)
-        for i in range(jobs):
-            lab.submit(i)
+        lab.queue.submit_many("bench.noop", [{"i": i} for i in range(jobs)])
         lab.close()
         argv = [sys.executable, "-m", "bench.queues", "--drain", str(lab.path)]
         children = [
@@ -132,6 +128,11 @@ def processes(synchronous: str, jobs: int, count: int) -> float:
         return jobs / seconds
 
 
+def versus(ours: float, theirs: float) -> str:
+    verdict = "**ahead**" if ours >= theirs else "**behind**"
+    return f"{number(ours)} jobs/s, {verdict} ({ours / theirs:.2f}x)"
+
+
 def number(value: float) -> str:
     return f"{value:,.0f}"
 
@@ -149,21 +150,24 @@ def section(runs: list[Run], rates: dict[tuple[str, int], float], jobs: int) -> 
         for r in runs
     ]
     lab = {r.synchronous: r for r in runs if r.name == "failure-mode-lab"}
-    peers = [r for r in runs if r.name not in ("bare sqlite3", "failure-mode-lab")]
+    peers = [r for r in runs if r.name in PEER_NAMES]
+    batched = {r.synchronous: r for r in runs if r.name == "failure-mode-lab, batched"}
     verdicts = []
     for level in LEVELS:
         best = max((r for r in peers if r.synchronous == level), key=lambda r: r.per_s)
-        ahead = lab[level].per_s >= best.per_s
         verdicts.append(
-            f"- synchronous={level}: the runtime {number(lab[level].per_s)} jobs/s, the best"
-            f" peer ({best.name}) {number(best.per_s)}: "
-            + ("**ahead**" if ahead else f"**behind** ({lab[level].per_s / best.per_s:.2f}x)")
+            f"- synchronous={level}, against the best peer ({best.name},"
+            f" {number(best.per_s)} jobs/s): the runtime one job at a time"
+            f" {versus(lab[level].per_s, best.per_s)}, batched"
+            f" {versus(batched[level].per_s, best.per_s)}"
         )
-    ratio = lab["NORMAL"].per_s / limit["NORMAL"]
-    verdicts.append(
-        f"- the runtime at synchronous=NORMAL is {ratio:.2f}x the bare-sqlite3 limit; the goal"
-        f" is at least {RAW_GOAL:.2f}x: " + ("**met**" if ratio >= RAW_GOAL else "**not met**")
-    )
+    for name, run_ in (("one job at a time", lab), ("batched", batched)):
+        ratio = run_["NORMAL"].per_s / limit["NORMAL"]
+        verdicts.append(
+            f"- the runtime {name} at synchronous=NORMAL: {ratio:.2f}x the bare-sqlite3 limit"
+            f" (goal: at least {RAW_GOAL:.2f}x, "
+            + ("**met**)" if ratio >= RAW_GOAL else "**not met**)")
+        )
     process_rows = [
         f"| {level} | {number(rates[(level, 1)])} | {number(rates[(level, 2)])}"
         f" | {rates[(level, 2)] / rates[(level, 1)]:.2f}x |"
@@ -176,9 +180,11 @@ def section(runs: list[Run], rates: dict[tuple[str, int], float], jobs: int) -> 
         f"system submits {jobs:,} no-op jobs, each durably, then takes, runs and\n"
         "acknowledges them one by one until none is left, in one process, on a fresh SQLite\n"
         "file. Bare sqlite3 makes the same two durable commits a job (an INSERT, then an\n"
-        "UPDATE) and nothing else: the limit. The runtime makes five (the submit, then\n"
-        "lease, start, commit and acknowledgement, each fenced and logged with its event);\n"
-        "huey acknowledges on receipt (it deletes the task, then runs it).\n\n"
+        "UPDATE) and nothing else: the limit. The runtime makes three, each logged with its\n"
+        "events: the submit, the lease (with the start), and the completion (effect, commit\n"
+        "and acknowledgement, fenced); batched, it submits 100 jobs to a transaction and\n"
+        "leases 8 at a time, about one transaction a job. huey acknowledges on receipt (it\n"
+        "deletes the task, then runs it).\n\n"
         "| system | synchronous | journal / synchronous reported | jobs/s | latency p50 / p99"
         " (ms) | ÷ bare sqlite3 |\n"
         "| --- | --- | --- | ---: | ---: | ---: |\n" + "\n".join(rows) + "\n\n"

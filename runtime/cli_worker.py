@@ -40,6 +40,9 @@ def add_commands(commands: Any, count: Any, seconds: Any) -> None:
     )
     worker.add_argument("--name", default="worker", help="names the threads: NAME.1, NAME.2, ...")
     worker.add_argument(
+        "--batch", type=count, default=1, help="jobs a thread leases at once, run in turn (1)"
+    )
+    worker.add_argument(
         "--clock-skew-s",
         type=float,
         default=0.0,
@@ -62,8 +65,9 @@ def run(args: argparse.Namespace) -> int:
     if not math.isfinite(args.clock_skew_s):
         raise UsageError(f"--clock-skew-s must be a number of seconds, got {args.clock_skew_s}")
     settings = process.Settings(
-        args.db, handlers, policies, args.concurrency, kinds, args.name, 0, args.clock_skew_s
-    )
+        args.db, handlers, policies, args.concurrency, kinds, args.name, 0, args.batch,
+        args.clock_skew_s,
+    )  # fmt: skip
     process.run(settings, stop)
     return 0
 

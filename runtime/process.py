@@ -46,6 +46,9 @@ class Settings:
     name: str = "worker"
     seed: int = 0
     """Thread n draws its retry jitter from random.Random(seed + n)."""
+    batch: int = 1
+    """Jobs a thread leases at once, each run in turn (Worker.attempts); with every lever
+    on, a job then costs two transactions, or about one once `batch` is above one."""
     clock_skew_s: float = 0.0
     """How far this machine's wall clock is off: a lab's way to stand for a second
     machine on one host. Only a queue without lever `store_clock` reads it (FM_010)."""
@@ -115,7 +118,7 @@ def _thread(
                     for job in queue.reap():
                         write({"at": clock.now(), "worker": name, "step": "rescued", "job": job})
                 took = False
-                for step in worker.attempt():
+                for step in worker.attempts(settings.batch):
                     took = True
                     lease = worker.lease
                     beat.hold(lease if step == "started" else None)

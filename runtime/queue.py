@@ -16,7 +16,7 @@ import contextlib
 import functools
 import json
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -174,6 +174,13 @@ class Queue:
                 delay_s=delay_s,
             )
 
+    def submit_many(self, kind: str, payloads: Iterable[dict[str, Any]]) -> list[int]:
+        """Accept many jobs of one kind durably in one transaction, each with its
+        `job.submitted` event: one commit (one disk sync) for the lot. All or none: a
+        payload refused refuses the batch. Returns their ids, in order."""
+        with self.store.transaction() as tx:
+            return [self.enqueue(tx, kind, payload) for payload in payloads]
+
     def enqueue(
         self,
         tx: Tx,
@@ -227,54 +234,72 @@ class Queue:
         Atomic: the job goes RUNNING with a new fencing token, and the execution row and the
         `job.leased` event are written, in one transaction.
         """
+        leases = self.lease_many(worker, 1, kinds)
+        return leases[0] if leases else None
+
+    def lease_many(
+        self,
+        worker: str,
+        count: int,
+        kinds: tuple[str, ...] | None = None,
+        *,
+        start: bool = False,
+    ) -> list[Lease]:
+        """Lease up to `count` of the oldest ready jobs to `worker`, in one transaction;
+        `start=True` also marks each execution IN_PROGRESS (`execution.started`), for a
+        worker that runs them at once (`runtime.worker.Worker.attempts`). Each job is
+        leased exactly as `lease` leases one: its own token, execution and events."""
+        if count < 1:
+            raise UsageError(f"count must be at least 1, got {count}")
         now = self.clock.now()
+        leases = []
         with self.store.transaction() as tx:
             if kinds is None:
-                row = tx.one(
+                rows = tx.all(
                     "SELECT id, attempts, fencing_token FROM jobs"
-                    " WHERE state = 'PENDING' AND run_at <= ? ORDER BY run_at, id LIMIT 1"
+                    " WHERE state = 'PENDING' AND run_at <= ? ORDER BY run_at, id LIMIT ?"
                     + tx.skip_locked,
-                    (now,),
+                    (now, count),
                 )
             else:
-                row = tx.one(
+                rows = tx.all(
                     "SELECT id, attempts, fencing_token FROM jobs WHERE state = 'PENDING'"
                     f" AND run_at <= ? AND kind IN ({', '.join('?' * len(kinds))})"
-                    " ORDER BY run_at, id LIMIT 1" + tx.skip_locked,
-                    (now, *kinds),
+                    " ORDER BY run_at, id LIMIT ?" + tx.skip_locked,
+                    (now, *kinds, count),
                 )
-            if row is None:
-                return None
-            job_id, attempt, token = row["id"], row["attempts"] + 1, row["fencing_token"] + 1
-            expires_at = self._deadline_clock(worker) + self.policies.lease_s
-            _move_job(
-                tx,
-                job_id,
-                states.PENDING,
-                states.RUNNING,
-                now,
-                attempts=attempt,
-                fencing_token=token,
-            )
-            states.require_execution_transition(None, states.LEASED)
-            execution_id = tx.insert(
-                "INSERT INTO executions (job_id, attempt, worker, fencing_token,"
-                " lease_expires_at, status, started_at) VALUES (?, ?, ?, ?, ?, 'LEASED', ?)",
-                (job_id, attempt, worker, token, expires_at, now),
-            )
-            tx.event(
-                now,
-                "job.leased",
-                job=job_id,
-                execution=execution_id,
-                worker=worker,
-                job_state=[states.PENDING, states.RUNNING],
-                execution_state=[None, states.LEASED],
-                attempt=attempt,
-                token=token,
-                lease_expires_at=expires_at,
-            )
-        return Lease(job_id, execution_id, worker, token, attempt, expires_at)
+            for row in rows:
+                leases.append(self._grant(tx, now, worker, row, start))
+        return leases
+
+    def _grant(self, tx: Tx, now: float, worker: str, row: Any, start: bool) -> Lease:
+        job_id, attempt, token = row["id"], row["attempts"] + 1, row["fencing_token"] + 1
+        expires_at = self._deadline_clock(worker) + self.policies.lease_s
+        _move_job(
+            tx, job_id, states.PENDING, states.RUNNING, now, attempts=attempt, fencing_token=token
+        )
+        states.require_execution_transition(None, states.LEASED)
+        execution_id = tx.insert(
+            "INSERT INTO executions (job_id, attempt, worker, fencing_token,"
+            " lease_expires_at, status, started_at) VALUES (?, ?, ?, ?, ?, 'LEASED', ?)",
+            (job_id, attempt, worker, token, expires_at, now),
+        )
+        tx.event(
+            now,
+            "job.leased",
+            job=job_id,
+            execution=execution_id,
+            worker=worker,
+            job_state=[states.PENDING, states.RUNNING],
+            execution_state=[None, states.LEASED],
+            attempt=attempt,
+            token=token,
+            lease_expires_at=expires_at,
+        )
+        lease = Lease(job_id, execution_id, worker, token, attempt, expires_at)
+        if start:
+            _start(tx, now, lease)
+        return lease
 
     def heartbeat(self, lease: Lease) -> Lease:
         """Extend a held lease by `lease_s` from now. Fenced."""
@@ -300,16 +325,7 @@ class Queue:
     def start(self, lease: Lease) -> None:
         """Mark the execution IN_PROGRESS: the handler is about to run. Fenced."""
 
-        def mark(tx: Tx, now: float) -> None:
-            _move_execution(tx, lease.execution_id, states.LEASED, states.IN_PROGRESS)
-            tx.event(
-                now,
-                "execution.started",
-                **_at(lease),
-                execution_state=[states.LEASED, states.IN_PROGRESS],
-            )
-
-        self._fenced(lease, "start", mark)
+        self._fenced(lease, "start", lambda tx, now: _start(tx, now, lease))
 
     def apply_effect(self, lease: Lease, effect: Effect) -> None:
         """Apply the effect on its own, outside the commit (commit boundary off). Fenced."""
@@ -375,6 +391,33 @@ class Queue:
             )
 
         self._fenced(lease, "commit", mark)
+
+    def complete(self, lease: Lease, effect: Effect | None) -> None:
+        """`commit` and `ack` in one transaction: the effect (absorbed if the job's is
+        already recorded), COMMITTED, then DONE and SUCCEEDED, each move with its event, as
+        the two would write them. One commit a job instead of two, and no crash can fall
+        between them. Fenced. Needs the commit boundary (the effect inside the commit); an
+        external effect was called before, as for `commit`."""
+        if not self.policies.commit_boundary:
+            raise UsageError(
+                "complete() writes the effect inside the commit: lever commit_boundary"
+            )
+
+        def finish(tx: Tx, now: float) -> None:
+            if effect is not None and not effect.external:
+                _lock_effect(tx, effect)
+                self._apply_once(tx, now, lease, effect, scope=lease.job_id)
+            _move_execution(tx, lease.execution_id, states.IN_PROGRESS, states.COMMITTED)
+            tx.event(
+                now,
+                "execution.committed",
+                **_at(lease),
+                execution_state=[states.IN_PROGRESS, states.COMMITTED],
+            )
+            _succeed(tx, now, lease)
+            _log_succeeded(tx, now, lease)
+
+        self._fenced(lease, "complete", finish)
 
     def _apply(self, tx: Tx, now: float, lease: Lease, effect: Effect) -> None:
         """Record `effect` as applied by the attempt `lease` stands for; a credit also
@@ -805,6 +848,13 @@ def _lost_reason(tx: Tx, lease: Lease, now: float) -> str | None:
 
 def _at(lease: Lease) -> dict[str, Any]:
     return {"job": lease.job_id, "execution": lease.execution_id, "worker": lease.worker}
+
+
+def _start(tx: Tx, now: float, lease: Lease) -> None:
+    _move_execution(tx, lease.execution_id, states.LEASED, states.IN_PROGRESS)
+    tx.event(
+        now, "execution.started", **_at(lease), execution_state=[states.LEASED, states.IN_PROGRESS]
+    )
 
 
 def _succeed(tx: Tx, now: float, lease: Lease) -> None:

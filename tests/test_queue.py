@@ -11,10 +11,12 @@ from fractions import Fraction
 
 import pytest
 
-from runtime import effects, states
+from runtime import effects, invariants, states
+from runtime.effects import Effect
 from runtime.errors import IllegalTransition, LeaseLost, UnknownJob, UsageError
 from runtime.policies import Policies
-from runtime.queue import REAPER, Lease, Queue, Statistics, next_retry_at
+from runtime.queue import REAPER, Job, Lease, Queue, Statistics, next_retry_at
+from runtime.worker import Worker
 from tests.support import ORDER, POINTS, POLICIES, new_queue
 
 pytestmark = pytest.mark.usefixtures("backend")  # every test, on SQLite and on PostgreSQL
@@ -334,6 +336,119 @@ def test_start_commit_ack_runs_one_job_to_success_with_one_effect():
         "execution.committed",
         "job.succeeded",
     ]
+
+
+# --- fast paths: many submits, many leases, commit and ack in one transaction -----------
+
+
+def test_submit_many_accepts_a_batch_in_one_transaction_or_none_of_it():
+    queue, _ = new_queue(POLICIES)
+    assert queue.submit_many("k", [{"n": n} for n in range(3)]) == [1, 2, 3]
+    assert types(queue) == ["job.submitted"] * 3
+
+    with pytest.raises(UsageError, match="JSON object"):
+        queue.submit_many("k", [{"n": 3}, "not an object"])  # type: ignore[list-item]
+    assert [job.id for job in queue.jobs()] == [1, 2, 3]  # the first of the batch too: none
+
+
+def test_lease_many_leases_each_job_as_lease_would_and_can_start_them():
+    queue, _ = new_queue(POLICIES)
+    queue.submit_many("k", [{"n": n} for n in range(5)])
+
+    first = queue.lease_many("w1", 2)
+    second = queue.lease_many("w2", 2, start=True)
+
+    assert [(x.job_id, x.execution_id, x.fencing_token) for x in first] == [(1, 1, 1), (2, 2, 1)]
+    assert [x.job_id for x in second] == [3, 4]
+    statuses = queue.store.all("SELECT id, status FROM executions ORDER BY id")
+    assert [tuple(row) for row in statuses] == [
+        (1, "LEASED"),
+        (2, "LEASED"),
+        (3, "IN_PROGRESS"),
+        (4, "IN_PROGRESS"),
+    ]
+    assert types(queue)[5:] == [
+        "job.leased",
+        "job.leased",
+        "job.leased",
+        "execution.started",
+        "job.leased",
+        "execution.started",
+    ]
+    assert [x.job_id for x in queue.lease_many("w3", 9)] == [5]
+    assert queue.lease_many("w3", 9) == []
+    with pytest.raises(UsageError, match="at least 1"):
+        queue.lease_many("w3", 0)
+
+
+def test_complete_commits_and_acks_in_one_transaction_with_the_same_events():
+    queue, clock = new_queue(POLICIES)
+    job_id = queue.submit("award_points", ORDER)
+    [lease] = queue.lease_many("w1", 1, start=True)
+    clock.advance(1.0)
+
+    queue.complete(lease, POINTS)
+
+    assert queue.get(job_id).state == "SUCCEEDED"
+    [applied] = effects.applied(queue.store, job_id)
+    assert (applied.execution_id, applied.at) == (1, 1.0)
+    assert types(queue) == [
+        "job.submitted",
+        "job.leased",
+        "execution.started",
+        "effect.applied",
+        "execution.committed",
+        "job.succeeded",
+    ]
+    assert invariants.check(queue.store, final=True) == []
+
+
+def test_complete_is_fenced_and_absorbs_a_repeat():
+    """A completion on a lost lease is refused; the retry's completion finds the effect
+    that an earlier commit recorded and absorbs it."""
+    queue, clock = new_queue(POLICIES)
+    queue.submit("award_points", ORDER)
+    [first] = queue.lease_many("w1", 1, start=True)
+    queue.commit(first, POINTS)  # committed, then its worker died before the ack
+    clock.advance(POLICIES.lease_s)
+    queue.reap()
+    with pytest.raises(LeaseLost):
+        queue.complete(first, POINTS)
+
+    [retry] = queue.lease_many("w2", 1, start=True)
+    queue.complete(retry, POINTS)
+
+    [only] = effects.applied(queue.store)
+    assert only.execution_id == first.execution_id
+    assert "effect.absorbed" in types(queue)
+    assert invariants.check(queue.store, final=True) == []
+
+
+def test_a_worker_runs_a_batch_in_two_transactions_a_job_or_fewer():
+    """`Worker.attempts`: the same steps, the same events and the same invariants as the
+    step-by-step path, in a lease transaction for the batch and one completion a job."""
+    queue, _ = new_queue(POLICIES)
+    queue.submit_many("award_points", [{"order": n, "points": 5} for n in range(4)])
+    worker = Worker("w1", queue, {"award_points": award})
+    transactions = count_transactions(queue)
+
+    steps = list(worker.attempts(3))
+
+    assert steps == ["leased", "started", "effect_applied", "committed", "acked"] * 3
+    assert transactions() == 1 + 3  # one lease transaction, one completion each
+    assert [job.state for job in queue.jobs()] == ["SUCCEEDED"] * 3 + ["PENDING"]
+    assert invariants.check(queue.store) == []
+
+
+def award(job: Job) -> Effect:
+    return Effect("ledger", f"order-{job.payload['order']}", {"points": job.payload["points"]})
+
+
+def count_transactions(queue: Queue) -> Callable[[], int]:
+    """How many transactions the store has begun since this was called."""
+    begun = [0]
+    queue.store.before_transaction = lambda: begun.__setitem__(0, begun[0] + 1)
+    return lambda: begun[0]
 
 
 # --- fail, retry, dead ----------------------------------------------------------------

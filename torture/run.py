@@ -144,6 +144,7 @@ def start(db: str, folder: Path, name: str, args: argparse.Namespace) -> Running
     argv = [
         str(FMLAB), "worker", "--db", db, "--handlers", HANDLERS,
         "--concurrency", str(args.concurrency), "--lease-s", str(args.lease_s), "--name", name,
+        "--batch", str(args.batch),
     ]  # fmt: skip
     if args.without:
         argv += ["--without", args.without]
@@ -195,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work-ms", type=int, default=20, help="longest handler, ms")
     parser.add_argument("--lease-s", type=float, default=1.0)
     parser.add_argument("--without", choices=LEVERS, default=None, metavar="LEVER")
+    parser.add_argument("--batch", type=int, default=1, help="jobs a worker thread leases at once")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
     args = parser.parse_args(argv)
@@ -202,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"crash torture on {ENGINES[args.db]}, {policy}: {args.trials} trials of {args.jobs} jobs,"
         f" {args.workers} worker processes x {args.concurrency} threads, {args.kills} SIGKILLs"
-        f" a trial, lease {args.lease_s:g} s"
+        f" a trial, lease {args.lease_s:g} s, {args.batch} job(s) leased at a time"
     )
     print(
         "| trial | SIGKILLs | leases rescued | succeeded | dead | lost | duplicated effects"
