@@ -14,8 +14,8 @@ from outside, so every system commits the same way.
   job is then leased and started in one transaction and completed (effect, commit and
   acknowledgement, fenced, each move with its event) in another.
 - failure-mode-lab, batched: the same, with the runtime's fast paths: jobs submitted 100
-  to a transaction (`Queue.submit_many`), and a worker that leases 8 at a time
-  (`--batch 8`), so a job costs about one transaction.
+  to a transaction (`Queue.submit_many`), and a worker that leases 8 at a time and
+  completes the 8 in one transaction (`--batch 8`): two transactions for eight jobs.
 - huey (SqliteHuey): enqueue; `dequeue` deletes the task in a transaction, then
   `execute` runs it. Acknowledged on receipt: at-most-once.
 - persist-queue (SQLiteAckQueue): put; get marks the row unacked; ack marks it acked.

@@ -47,8 +47,8 @@ class Settings:
     seed: int = 0
     """Thread n draws its retry jitter from random.Random(seed + n)."""
     batch: int = 1
-    """Jobs a thread leases at once, each run in turn (Worker.attempts); with every lever
-    on, a job then costs two transactions, or about one once `batch` is above one."""
+    """Jobs a thread leases at once, runs in turn and completes together (Worker.attempts):
+    with every lever on, two transactions a batch."""
     clock_skew_s: float = 0.0
     """How far this machine's wall clock is off: a lab's way to stand for a second
     machine on one host. Only a queue without lever `store_clock` reads it (FM_010)."""

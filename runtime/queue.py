@@ -16,7 +16,7 @@ import contextlib
 import functools
 import json
 import random
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -51,6 +51,9 @@ _EXPIRED_SQL = (
     f" j.attempts, j.max_attempts {_EXPIRED_LEASES} ORDER BY e.id"
 )
 T = TypeVar("T")
+_BORN = {False: states.LEASED, True: states.IN_PROGRESS}
+"""The status an execution row is written with: LEASED, or IN_PROGRESS when leased and
+started in one transaction (`lease_many(start=True)`)."""
 
 
 @dataclass(frozen=True)
@@ -279,10 +282,12 @@ class Queue:
             tx, job_id, states.PENDING, states.RUNNING, now, attempts=attempt, fencing_token=token
         )
         states.require_execution_transition(None, states.LEASED)
+        if start:  # by way of LEASED, in one row: both moves are logged below
+            states.require_execution_transition(states.LEASED, states.IN_PROGRESS)
         execution_id = tx.insert(
             "INSERT INTO executions (job_id, attempt, worker, fencing_token,"
-            " lease_expires_at, status, started_at) VALUES (?, ?, ?, ?, ?, 'LEASED', ?)",
-            (job_id, attempt, worker, token, expires_at, now),
+            " lease_expires_at, status, started_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (job_id, attempt, worker, token, expires_at, _BORN[start], now),
         )
         tx.event(
             now,
@@ -298,7 +303,12 @@ class Queue:
         )
         lease = Lease(job_id, execution_id, worker, token, attempt, expires_at)
         if start:
-            _start(tx, now, lease)
+            tx.event(
+                now,
+                "execution.started",
+                **_at(lease),
+                execution_state=[states.LEASED, states.IN_PROGRESS],
+            )
         return lease
 
     def heartbeat(self, lease: Lease) -> Lease:
@@ -398,26 +408,80 @@ class Queue:
         the two would write them. One commit a job instead of two, and no crash can fall
         between them. Fenced. Needs the commit boundary (the effect inside the commit); an
         external effect was called before, as for `commit`."""
-        if not self.policies.commit_boundary:
-            raise UsageError(
-                "complete() writes the effect inside the commit: lever commit_boundary"
-            )
+        self._needs_commit_boundary()
 
         def finish(tx: Tx, now: float) -> None:
             if effect is not None and not effect.external:
                 _lock_effect(tx, effect)
-                self._apply_once(tx, now, lease, effect, scope=lease.job_id)
-            _move_execution(tx, lease.execution_id, states.IN_PROGRESS, states.COMMITTED)
-            tx.event(
-                now,
-                "execution.committed",
-                **_at(lease),
-                execution_state=[states.IN_PROGRESS, states.COMMITTED],
-            )
-            _succeed(tx, now, lease)
-            _log_succeeded(tx, now, lease)
+            self._finish(tx, now, lease, effect)
 
         self._fenced(lease, "complete", finish)
+
+    def complete_many(self, done: Sequence[tuple[Lease, Effect | None]]) -> list[bool]:
+        """Complete several attempts in one transaction, each as `complete` would: one
+        commit for a worker's whole batch. Each is fenced on its own: a lost lease is
+        refused (`lease.lost`) and the others go through. Returns, per attempt, whether it
+        completed. A crash before this commits leaves every attempt of the batch to be
+        rescued and run again (at least once, as always; the commit boundary keeps each
+        effect once)."""
+        self._needs_commit_boundary()
+        now = self.clock.now()
+        completed = []
+        with self.store.transaction() as tx:
+            # Every lock before any event: the jobs, then the effects, each in one order.
+            tx.lock_jobs(*sorted({lease.job_id for lease, _ in done}))
+            for effect in sorted(
+                (e for _, e in done if e is not None and not e.external),
+                key=lambda e: (e.sink, e.key),
+            ):
+                _lock_effect(tx, effect)
+            for lease, effect in done:
+                lost = (
+                    _lost_reason(tx, lease, self._deadline_clock(lease.worker))
+                    if self.policies.fencing
+                    else None
+                )
+                if lost is not None:
+                    tx.event(
+                        now,
+                        "lease.lost",
+                        **_at(lease),
+                        action="complete",
+                        reason=lost,
+                        token=lease.fencing_token,
+                    )
+                    self.marks.hit("fence.refused")
+                    completed.append(False)
+                    continue
+                self._finish(tx, now, lease, effect)
+                completed.append(True)
+        return completed
+
+    def _needs_commit_boundary(self) -> None:
+        if not self.policies.commit_boundary:
+            raise UsageError("completing writes the effect in the commit: lever commit_boundary")
+
+    def _finish(self, tx: Tx, now: float, lease: Lease, effect: Effect | None) -> None:
+        """The effect, then IN_PROGRESS -> COMMITTED -> DONE and RUNNING -> SUCCEEDED: both
+        execution moves in one row update, each logged with its event."""
+        if effect is not None and not effect.external:
+            self._apply_once(tx, now, lease, effect, scope=lease.job_id)
+        _move_execution(
+            tx,
+            lease.execution_id,
+            states.IN_PROGRESS,
+            states.DONE,
+            through=states.COMMITTED,
+            finished_at=now,
+        )
+        tx.event(
+            now,
+            "execution.committed",
+            **_at(lease),
+            execution_state=[states.IN_PROGRESS, states.COMMITTED],
+        )
+        _move_job(tx, lease.job_id, states.RUNNING, states.SUCCEEDED, now)
+        _log_succeeded(tx, now, lease)
 
     def _apply(self, tx: Tx, now: float, lease: Lease, effect: Effect) -> None:
         """Record `effect` as applied by the attempt `lease` stands for; a credit also
@@ -885,8 +949,22 @@ def _move_job(tx: Tx, job_id: int, before: str, after: str, now: float, **column
     _update(tx, "jobs", job_id, "state", before, after, updated_at=now, **columns)
 
 
-def _move_execution(tx: Tx, execution_id: int, before: str, after: str, **columns: Any) -> None:
-    states.require_execution_transition(before, after)
+def _move_execution(
+    tx: Tx,
+    execution_id: int,
+    before: str,
+    after: str,
+    *,
+    through: str | None = None,
+    **columns: Any,
+) -> None:
+    """Move an execution between states; `through`: by way of that state, both moves legal,
+    in one row update (each move is still logged by its own event)."""
+    if through is None:
+        states.require_execution_transition(before, after)
+    else:
+        states.require_execution_transition(before, through)
+        states.require_execution_transition(through, after)
     _update(tx, "executions", execution_id, "status", before, after, **columns)
 
 

@@ -89,11 +89,12 @@ class Worker:
             self.lease = None
 
     def attempts(self, count: int) -> Iterator[str]:
-        """Lease up to `count` ready jobs in one transaction, each started in it, and run
-        them one after another, each completed (commit and acknowledgement) in one
-        transaction: about one transaction a job where `attempt` takes four. The steps
-        yielded are the same. With any lever off it is `attempt`, one job at a time: the
-        levers are about the separate steps."""
+        """Lease up to `count` ready jobs in one transaction, each started in it, run them
+        one after another, then complete them all (each one's effect, commit and
+        acknowledgement, fenced) in one transaction: two transactions for the batch where
+        `attempt` takes four a job. The steps yielded are the same, a job's `committed` and
+        `acked` once the batch is complete. With any lever off it is `attempt`, one job at
+        a time: the levers are about the separate steps."""
         if self.queue.policies.levers_off():
             yield from self.attempt()
             return
@@ -102,16 +103,39 @@ class Worker:
         except StoreUnavailable as error:
             yield self._store_error(error, None)
             return
+        done: list[tuple[Lease, Effect | None]] = []
         for lease in leases:
             self.lease = lease
             try:
-                yield from self._attempt(lease, started=True)
+                yield from self._attempt(lease, completing=done)
             finally:
                 self.lease = None
+        if done:
+            yield from self._complete(done)
 
-    def _attempt(self, lease: Lease, *, started: bool = False) -> Iterator[str]:
-        """One attempt from its lease. `started`: leased and started by `attempts`, to be
-        completed in one transaction."""
+    def _complete(self, done: list[tuple[Lease, Effect | None]]) -> Iterator[str]:
+        try:
+            completed = self.queue.complete_many(done)
+        except StoreUnavailable as error:
+            self.lease = done[0][0]
+            yield self._store_error(error, self.lease)  # the batch's leases run out together
+            self.lease = None
+            return
+        for (lease, _), ok in zip(done, completed, strict=True):
+            self.lease = lease
+            if ok:
+                yield "committed"
+                yield "acked"
+            else:
+                yield "lease_lost"
+        self.lease = None
+
+    def _attempt(
+        self, lease: Lease, *, completing: list[tuple[Lease, Effect | None]] | None = None
+    ) -> Iterator[str]:
+        """One attempt from its lease. `completing`: leased and started by `attempts`; the
+        attempt ends with its effect added there, for the batch's one completion."""
+        started = completing is not None
         yield "leased"
         try:
             if not self.queue.policies.ack_after_commit:
@@ -156,13 +180,12 @@ class Worker:
             if not self.queue.policies.one_transaction:
                 yield from self._torn_completion(lease, effect)
                 return
-            if started:
-                self.queue.complete(lease, effect)
-                yield "committed"
-            else:
-                self.queue.commit(lease, effect)
-                yield "committed"
-                self.queue.ack(lease)
+            if completing is not None:
+                completing.append((lease, effect))
+                return
+            self.queue.commit(lease, effect)
+            yield "committed"
+            self.queue.ack(lease)
             yield "acked"
         except LeaseLost:
             yield "lease_lost"

@@ -424,9 +424,10 @@ def test_complete_is_fenced_and_absorbs_a_repeat():
     assert invariants.check(queue.store, final=True) == []
 
 
-def test_a_worker_runs_a_batch_in_two_transactions_a_job_or_fewer():
-    """`Worker.attempts`: the same steps, the same events and the same invariants as the
-    step-by-step path, in a lease transaction for the batch and one completion a job."""
+def test_a_worker_runs_a_batch_in_two_transactions():
+    """`Worker.attempts`: the batch leased and started in one transaction, run job by job,
+    completed in one transaction; the same steps, events and invariants as the
+    step-by-step path, which takes four transactions a job."""
     queue, _ = new_queue(POLICIES)
     queue.submit_many("award_points", [{"order": n, "points": 5} for n in range(4)])
     worker = Worker("w1", queue, {"award_points": award})
@@ -434,10 +435,40 @@ def test_a_worker_runs_a_batch_in_two_transactions_a_job_or_fewer():
 
     steps = list(worker.attempts(3))
 
-    assert steps == ["leased", "started", "effect_applied", "committed", "acked"] * 3
-    assert transactions() == 1 + 3  # one lease transaction, one completion each
+    assert steps == ["leased", "started", "effect_applied"] * 3 + ["committed", "acked"] * 3
+    assert transactions() == 2
     assert [job.state for job in queue.jobs()] == ["SUCCEEDED"] * 3 + ["PENDING"]
+    assert [e.type for e in queue.store.events() if e.job_id == 1] == [
+        "job.submitted",
+        "job.leased",
+        "execution.started",
+        "effect.applied",
+        "execution.committed",
+        "job.succeeded",
+    ]
     assert invariants.check(queue.store) == []
+
+
+def test_a_batch_completion_refuses_a_lost_lease_and_completes_the_rest():
+    queue, clock = new_queue(POLICIES)
+    queue.submit_many("award_points", [{"order": n, "points": 5} for n in range(2)])
+    first, second = queue.lease_many("w1", 2, start=True)
+    clock.advance(POLICIES.lease_s)
+    queue.reap()  # both leases expired: rescued
+    [again] = queue.lease_many("w2", 1, start=True)  # job 1 again, token 2
+
+    completed = queue.complete_many([(first, award_job(1)), (again, award_job(1))])
+
+    assert completed == [False, True]
+    assert queue.get(1).state == "SUCCEEDED" and queue.get(2).state == "PENDING"
+    [lost] = [e for e in queue.store.events() if e.type == "lease.lost"]
+    assert (lost.execution_id, lost.detail["action"]) == (first.execution_id, "complete")
+    assert invariants.check(queue.store) == []
+    assert second.job_id == 2
+
+
+def award_job(order: int) -> Effect:
+    return Effect("ledger", f"order-{order}", {"points": 5})
 
 
 def award(job: Job) -> Effect:
