@@ -13,11 +13,8 @@ and has not expired. A refused write changes nothing but a `lease.lost` event.
 """
 
 import contextlib
-import functools
-import json
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from runtime import accounts, dependency, effects, states
@@ -26,7 +23,6 @@ from runtime.dependency import Remote
 from runtime.effects import Effect
 from runtime.errors import (
     Conflict,
-    IllegalTransition,
     LeaseLost,
     StoreUnavailable,
     Unavailable,
@@ -34,7 +30,19 @@ from runtime.errors import (
     UsageError,
 )
 from runtime.marks import Marks
+from runtime.moves import (
+    held_by,
+    job_row,
+    lock_effect,
+    log_started,
+    log_succeeded,
+    lost_reason,
+    move_execution,
+    move_job,
+    succeed,
+)
 from runtime.policies import GUARDED, Policies
+from runtime.records import Job, Lease, Statistics, job_from_row
 from runtime.store import Store, Tx, dumps
 from runtime.tickets import projection
 
@@ -54,43 +62,6 @@ T = TypeVar("T")
 _BORN = {False: states.LEASED, True: states.IN_PROGRESS}
 """The status an execution row is written with: LEASED, or IN_PROGRESS when leased and
 started in one transaction (`lease_many(start=True)`)."""
-
-
-@dataclass(frozen=True)
-class Job:
-    id: int
-    kind: str
-    payload: dict[str, Any]
-    idempotency_key: str | None
-    state: str
-    attempts: int
-    max_attempts: int
-    run_at: float
-    fencing_token: int
-    last_error: str | None
-    created_at: float
-    updated_at: float
-
-
-@dataclass(frozen=True)
-class Lease:
-    """What a worker holds while it runs one attempt of one job."""
-
-    job_id: int
-    execution_id: int
-    worker: str
-    fencing_token: int
-    attempt: int
-    expires_at: float
-
-
-@dataclass(frozen=True)
-class Statistics:
-    pending: int
-    running: int
-    succeeded: int
-    dead: int
-    oldest_pending_age_s: float
 
 
 def validated_payload(kind: str, payload: Any) -> str:
@@ -278,7 +249,7 @@ class Queue:
     def _grant(self, tx: Tx, now: float, worker: str, row: Any, start: bool) -> Lease:
         job_id, attempt, token = row["id"], row["attempts"] + 1, row["fencing_token"] + 1
         expires_at = self._deadline_clock(worker) + self.policies.lease_s
-        _move_job(
+        move_job(
             tx, job_id, states.PENDING, states.RUNNING, now, attempts=attempt, fencing_token=token
         )
         states.require_execution_transition(None, states.LEASED)
@@ -306,7 +277,7 @@ class Queue:
             tx.event(
                 now,
                 "execution.started",
-                **_at(lease),
+                **held_by(lease),
                 execution_state=[states.LEASED, states.IN_PROGRESS],
             )
         return lease
@@ -320,7 +291,7 @@ class Queue:
                 "UPDATE executions SET lease_expires_at = ? WHERE id = ?",
                 (expires_at, lease.execution_id),
             )
-            tx.event(now, "lease.extended", **_at(lease), lease_expires_at=expires_at)
+            tx.event(now, "lease.extended", **held_by(lease), lease_expires_at=expires_at)
             return Lease(
                 lease.job_id,
                 lease.execution_id,
@@ -335,13 +306,13 @@ class Queue:
     def start(self, lease: Lease) -> None:
         """Mark the execution IN_PROGRESS: the handler is about to run. Fenced."""
 
-        self._fenced(lease, "start", lambda tx, now: _start(tx, now, lease))
+        self._fenced(lease, "start", lambda tx, now: log_started(tx, now, lease))
 
     def apply_effect(self, lease: Lease, effect: Effect) -> None:
         """Apply the effect on its own, outside the commit (commit boundary off). Fenced."""
 
         def apply(tx: Tx, now: float) -> None:
-            _lock_effect(tx, effect)
+            lock_effect(tx, effect)
             self._apply(tx, now, lease, effect)
 
         self._fenced(lease, "apply effect", apply)
@@ -360,12 +331,12 @@ class Queue:
         remote = self.remotes.get(effect.sink)
         refused = None if remote is None else remote.answer(now)
         with self.store.transaction() as tx:
-            _lock_effect(tx, effect)
+            lock_effect(tx, effect)
             if remote is not None:
                 tx.event(
                     now,
                     dependency.CALLED,
-                    **_at(lease),
+                    **held_by(lease),
                     sink=effect.sink,
                     key=effect.key,
                     attempt=lease.attempt,
@@ -390,13 +361,13 @@ class Queue:
 
         def mark(tx: Tx, now: float) -> None:
             if effect is not None and self.policies.commit_boundary and not effect.external:
-                _lock_effect(tx, effect)
+                lock_effect(tx, effect)
                 self._apply_once(tx, now, lease, effect, scope=lease.job_id)
-            _move_execution(tx, lease.execution_id, states.IN_PROGRESS, states.COMMITTED)
+            move_execution(tx, lease.execution_id, states.IN_PROGRESS, states.COMMITTED)
             tx.event(
                 now,
                 "execution.committed",
-                **_at(lease),
+                **held_by(lease),
                 execution_state=[states.IN_PROGRESS, states.COMMITTED],
             )
 
@@ -412,7 +383,7 @@ class Queue:
 
         def finish(tx: Tx, now: float) -> None:
             if effect is not None and not effect.external:
-                _lock_effect(tx, effect)
+                lock_effect(tx, effect)
             self._finish(tx, now, lease, effect)
 
         self._fenced(lease, "complete", finish)
@@ -434,10 +405,10 @@ class Queue:
                 (e for _, e in done if e is not None and not e.external),
                 key=lambda e: (e.sink, e.key),
             ):
-                _lock_effect(tx, effect)
+                lock_effect(tx, effect)
             for lease, effect in done:
                 lost = (
-                    _lost_reason(tx, lease, self._deadline_clock(lease.worker))
+                    lost_reason(tx, lease, self._deadline_clock(lease.worker))
                     if self.policies.fencing
                     else None
                 )
@@ -445,7 +416,7 @@ class Queue:
                     tx.event(
                         now,
                         "lease.lost",
-                        **_at(lease),
+                        **held_by(lease),
                         action="complete",
                         reason=lost,
                         token=lease.fencing_token,
@@ -466,7 +437,7 @@ class Queue:
         execution moves in one row update, each logged with its event."""
         if effect is not None and not effect.external:
             self._apply_once(tx, now, lease, effect, scope=lease.job_id)
-        _move_execution(
+        move_execution(
             tx,
             lease.execution_id,
             states.IN_PROGRESS,
@@ -477,11 +448,11 @@ class Queue:
         tx.event(
             now,
             "execution.committed",
-            **_at(lease),
+            **held_by(lease),
             execution_state=[states.IN_PROGRESS, states.COMMITTED],
         )
-        _move_job(tx, lease.job_id, states.RUNNING, states.SUCCEEDED, now)
-        _log_succeeded(tx, now, lease)
+        move_job(tx, lease.job_id, states.RUNNING, states.SUCCEEDED, now)
+        log_succeeded(tx, now, lease)
 
     def _apply(self, tx: Tx, now: float, lease: Lease, effect: Effect) -> None:
         """Record `effect` as applied by the attempt `lease` stands for; a credit also
@@ -500,14 +471,14 @@ class Queue:
             deferred = None
             if not self.policies.atomic_projection:  # the counts wait for the ack (FM_021)
                 deferred = self._deferred_counts.setdefault(lease.execution_id, [])
-            if not projection.write(tx, now, effect, self.policies, deferred, **_at(lease)):
+            if not projection.write(tx, now, effect, self.policies, deferred, **held_by(lease)):
                 self.marks.hit("projection.skipped")
             return
         if effect.sink != accounts.SINK:
             return
         try:
             accounts.write(
-                tx, now, effect, compare_and_set=self.policies.compare_and_set, **_at(lease)
+                tx, now, effect, compare_and_set=self.policies.compare_and_set, **held_by(lease)
             )
         except Conflict:
             self.marks.hit("cas.conflict")
@@ -536,7 +507,7 @@ class Queue:
         tx.event(
             now,
             "effect.absorbed",
-            **_at(lease),
+            **held_by(lease),
             sink=effect.sink,
             key=effect.key,
             effect=first.id,
@@ -552,10 +523,10 @@ class Queue:
         deferred = self._deferred_counts.pop(lease.execution_id, ())  # taken, whatever happens
 
         def finish(tx: Tx, now: float) -> None:
-            _succeed(tx, now, lease)
+            succeed(tx, now, lease)
             for status, delta in deferred:
                 projection.count(tx, status, delta)
-            _log_succeeded(tx, now, lease)
+            log_succeeded(tx, now, lease)
 
         self._fenced(lease, "ack", finish)
 
@@ -564,7 +535,7 @@ class Queue:
         own, before the commit's move (`commit(lease, None)`). Fenced."""
 
         def record(tx: Tx, now: float) -> None:
-            _lock_effect(tx, effect)
+            lock_effect(tx, effect)
             self._apply_once(tx, now, lease, effect, scope=lease.job_id)
 
         self._fenced(lease, "record effect", record)
@@ -572,14 +543,14 @@ class Queue:
     def mark_succeeded(self, lease: Lease) -> None:
         """Lever `one_transaction` off: the ack's moves alone, in a transaction of their own;
         `log_succeeded` writes their event in another. Fenced."""
-        self._fenced(lease, "ack", lambda tx, now: _succeed(tx, now, lease))
+        self._fenced(lease, "ack", lambda tx, now: succeed(tx, now, lease))
 
     def log_succeeded(self, lease: Lease) -> None:
         """Lever `one_transaction` off: the `job.succeeded` event, after the moves it
         records. Not fenced: the job is no longer RUNNING, so a fence would refuse it."""
         now = self.clock.now()
         with self.store.transaction() as tx:
-            _log_succeeded(tx, now, lease)
+            log_succeeded(tx, now, lease)
 
     def ack_on_receipt(self, lease: Lease) -> None:
         """Lever `ack_after_commit` off: tell the queue the job is done as soon as it is
@@ -592,14 +563,14 @@ class Queue:
                 ("execution.committed", states.IN_PROGRESS, states.COMMITTED),
             )
             for kind, before, after in moves:
-                _move_execution(tx, lease.execution_id, before, after)
-                tx.event(now, kind, **_at(lease), execution_state=[before, after])
-            _move_execution(tx, lease.execution_id, states.COMMITTED, states.DONE, finished_at=now)
-            _move_job(tx, lease.job_id, states.RUNNING, states.SUCCEEDED, now)
+                move_execution(tx, lease.execution_id, before, after)
+                tx.event(now, kind, **held_by(lease), execution_state=[before, after])
+            move_execution(tx, lease.execution_id, states.COMMITTED, states.DONE, finished_at=now)
+            move_job(tx, lease.job_id, states.RUNNING, states.SUCCEEDED, now)
             tx.event(
                 now,
                 "job.succeeded",
-                **_at(lease),
+                **held_by(lease),
                 job_state=[states.RUNNING, states.SUCCEEDED],
                 execution_state=[states.COMMITTED, states.DONE],
                 on_receipt=True,
@@ -613,7 +584,7 @@ class Queue:
         nothing guards it, and nothing retries it if it never happens."""
         now = self.clock.now()
         with self.store.transaction() as tx:
-            _lock_effect(tx, effect)
+            lock_effect(tx, effect)
             self._apply(tx, now, lease, effect)
 
     def fail(self, lease: Lease, error: str) -> str:
@@ -630,17 +601,17 @@ class Queue:
             execution = tx.one("SELECT status FROM executions WHERE id = ?", (lease.execution_id,))
             assert execution is not None
             before = execution["status"]
-            _move_execution(
+            move_execution(
                 tx, lease.execution_id, before, states.FAILED, error=error, finished_at=now
             )
-            job = _job_row(tx, lease.job_id)
+            job = job_row(tx, lease.job_id)
             if self.policies.retry_budget and job["attempts"] >= job["max_attempts"]:
                 cause = self._cause_of_death(error, job["attempts"])
-                _move_job(tx, lease.job_id, states.RUNNING, states.DEAD, now, last_error=cause)
+                move_job(tx, lease.job_id, states.RUNNING, states.DEAD, now, last_error=cause)
                 tx.event(
                     now,
                     "job.dead",
-                    **_at(lease),
+                    **held_by(lease),
                     error=cause,
                     attempts=job["attempts"],
                     job_state=[states.RUNNING, states.DEAD],
@@ -649,7 +620,7 @@ class Queue:
                 self.marks.hit("job.dead")
                 return states.DEAD
             retry_at = next_retry_at(now, job["attempts"], self.rng, self.policies)
-            _move_job(
+            move_job(
                 tx,
                 lease.job_id,
                 states.RUNNING,
@@ -661,7 +632,7 @@ class Queue:
             tx.event(
                 now,
                 "job.retry_scheduled",
-                **_at(lease),
+                **held_by(lease),
                 error=error,
                 retry_at=retry_at,
                 attempts=job["attempts"],
@@ -702,13 +673,13 @@ class Queue:
                 error = f"lease of {row['worker']} expired at {row['lease_expires_at']:.3f}"
                 moved: dict[str, Any] = dict(job=row["job_id"], execution=row["id"], worker=REAPER)
                 if self.policies.fencing:
-                    _move_execution(
+                    move_execution(
                         tx, row["id"], row["status"], states.ABORTED, error=error, finished_at=now
                     )
                     moved["execution_state"] = [row["status"], states.ABORTED]
                 if self.policies.retry_budget and row["attempts"] >= row["max_attempts"]:
                     error = self._cause_of_death(f"{error}; attempts spent", row["attempts"])
-                    _move_job(tx, row["job_id"], states.RUNNING, states.DEAD, now, last_error=error)
+                    move_job(tx, row["job_id"], states.RUNNING, states.DEAD, now, last_error=error)
                     tx.event(
                         now,
                         "job.dead",
@@ -719,7 +690,7 @@ class Queue:
                     )
                     self.marks.hit("job.dead")
                 else:
-                    _move_job(
+                    move_job(
                         tx,
                         row["job_id"],
                         states.RUNNING,
@@ -747,10 +718,10 @@ class Queue:
         now = self.clock.now()
         with self.store.transaction() as tx:
             tx.lock_jobs(job_id)
-            job = _job_row(tx, job_id)
+            job = job_row(tx, job_id)
             if job["state"] != states.DEAD:
                 raise UsageError(f"job {job_id} is {job['state']}, only a DEAD job is redriven")
-            _move_job(tx, job_id, states.DEAD, states.PENDING, now, attempts=0, run_at=now)
+            move_job(tx, job_id, states.DEAD, states.PENDING, now, attempts=0, run_at=now)
             tx.event(
                 now,
                 "job.redriven",
@@ -767,7 +738,7 @@ class Queue:
         nobody sees. Written in a transaction of its own once the store takes writes
         again; when it refuses this one too, the refusal is only in the process's log."""
         self.marks.hit("store.refused")
-        who = {"worker": worker} if lease is None else _at(lease)
+        who = {"worker": worker} if lease is None else held_by(lease)
         with contextlib.suppress(StoreUnavailable), self.store.transaction() as tx:
             tx.event(self.clock.now(), "store.refused", **who, error=str(error), busy=True)
 
@@ -784,10 +755,10 @@ class Queue:
         row = self.store.one("SELECT * FROM jobs WHERE id = ?", (job_id,))
         if row is None:
             raise UnknownJob(f"no job {job_id}")
-        return _job(row)
+        return job_from_row(row)
 
     def jobs(self) -> list[Job]:
-        return [_job(row) for row in self.store.all("SELECT * FROM jobs ORDER BY id")]
+        return [job_from_row(row) for row in self.store.all("SELECT * FROM jobs ORDER BY id")]
 
     def has_ready(self) -> bool:
         return (
@@ -864,7 +835,7 @@ class Queue:
         with self.store.transaction() as tx:
             tx.lock_jobs(lease.job_id)
             lost = (
-                _lost_reason(tx, lease, self._deadline_clock(lease.worker))
+                lost_reason(tx, lease, self._deadline_clock(lease.worker))
                 if self.policies.fencing
                 else None
             )
@@ -873,130 +844,10 @@ class Queue:
             tx.event(
                 now,
                 "lease.lost",
-                **_at(lease),
+                **held_by(lease),
                 action=action,
                 reason=lost,
                 token=lease.fencing_token,
             )
         self.marks.hit("fence.refused")
         raise LeaseLost(f"{lease.worker} cannot {action} job {lease.job_id}: {lost}")
-
-
-def _lock_effect(tx: Tx, effect: Effect) -> None:
-    """Hold what applying `effect` reads and then writes: its key (so two attempts cannot
-    both find it unapplied) and a credit's account. Taken before the transaction logs
-    anything: a backend that orders its log holds the log's head from the first event to
-    the commit, and a writer that waited for a lock while holding the head could deadlock
-    with one holding that lock and waiting for the head."""
-    tx.lock_key(f"effect {effect.sink} {effect.key}")
-    if effect.sink == accounts.SINK:
-        tx.lock_key(f"account {effect.detail['account']}")
-
-
-def _lost_reason(tx: Tx, lease: Lease, now: float) -> str | None:
-    row = tx.one(
-        "SELECT j.state, j.fencing_token, e.status, e.lease_expires_at FROM jobs j"
-        " JOIN executions e ON e.job_id = j.id WHERE j.id = ? AND e.id = ?",
-        (lease.job_id, lease.execution_id),
-    )
-    if row is None:
-        raise UnknownJob(f"no execution {lease.execution_id} of job {lease.job_id}")
-    if row["fencing_token"] != lease.fencing_token:
-        return f"token {lease.fencing_token} is stale; job {lease.job_id} is at {row[1]}"
-    if row["status"] not in states.EXECUTION_OPEN or row["state"] != states.RUNNING:
-        return f"execution is {row['status']}, job is {row['state']}"
-    if row["lease_expires_at"] <= now:
-        return f"lease expired at {row['lease_expires_at']:.3f}"
-    return None
-
-
-def _at(lease: Lease) -> dict[str, Any]:
-    return {"job": lease.job_id, "execution": lease.execution_id, "worker": lease.worker}
-
-
-def _start(tx: Tx, now: float, lease: Lease) -> None:
-    _move_execution(tx, lease.execution_id, states.LEASED, states.IN_PROGRESS)
-    tx.event(
-        now, "execution.started", **_at(lease), execution_state=[states.LEASED, states.IN_PROGRESS]
-    )
-
-
-def _succeed(tx: Tx, now: float, lease: Lease) -> None:
-    _move_execution(tx, lease.execution_id, states.COMMITTED, states.DONE, finished_at=now)
-    _move_job(tx, lease.job_id, states.RUNNING, states.SUCCEEDED, now)
-
-
-def _log_succeeded(tx: Tx, now: float, lease: Lease) -> None:
-    tx.event(
-        now,
-        "job.succeeded",
-        **_at(lease),
-        job_state=[states.RUNNING, states.SUCCEEDED],
-        execution_state=[states.COMMITTED, states.DONE],
-    )
-
-
-def _job_row(tx: Tx, job_id: int) -> Any:
-    row = tx.one("SELECT * FROM jobs WHERE id = ?", (job_id,))
-    if row is None:
-        raise UnknownJob(f"no job {job_id}")
-    return row
-
-
-def _move_job(tx: Tx, job_id: int, before: str, after: str, now: float, **columns: Any) -> None:
-    """Move a job between states; refuses illegal moves and moves from a state it is not in."""
-    states.require_job_transition(before, after)
-    _update(tx, "jobs", job_id, "state", before, after, updated_at=now, **columns)
-
-
-def _move_execution(
-    tx: Tx,
-    execution_id: int,
-    before: str,
-    after: str,
-    *,
-    through: str | None = None,
-    **columns: Any,
-) -> None:
-    """Move an execution between states; `through`: by way of that state, both moves legal,
-    in one row update (each move is still logged by its own event)."""
-    if through is None:
-        states.require_execution_transition(before, after)
-    else:
-        states.require_execution_transition(before, through)
-        states.require_execution_transition(through, after)
-    _update(tx, "executions", execution_id, "status", before, after, **columns)
-
-
-def _update(
-    tx: Tx, table: str, row_id: int, column: str, before: str, after: str, **columns: Any
-) -> None:
-    cursor = tx.execute(
-        _update_sql(table, column, tuple(columns)), (after, *columns.values(), row_id, before)
-    )
-    if cursor.rowcount != 1:
-        raise IllegalTransition(f"{table} {row_id} is not {before}; cannot move it to {after}")
-
-
-@functools.cache
-def _update_sql(table: str, column: str, names: tuple[str, ...]) -> str:
-    """A guarded state move's UPDATE, built once per shape (the same few, thousands of times)."""
-    sets = ", ".join([f"{column} = ?", *(f"{name} = ?" for name in names)])
-    return f"UPDATE {table} SET {sets} WHERE id = ? AND {column} = ?"
-
-
-def _job(row: Any) -> Job:
-    return Job(
-        id=row["id"],
-        kind=row["kind"],
-        payload=json.loads(row["payload"]),
-        idempotency_key=row["idempotency_key"],
-        state=row["state"],
-        attempts=row["attempts"],
-        max_attempts=row["max_attempts"],
-        run_at=row["run_at"],
-        fencing_token=row["fencing_token"],
-        last_error=row["last_error"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
