@@ -9,7 +9,8 @@
 #   make gate            every FM's guarded world held for seeds 500-999 (CI runs it)
 #   make explore FM=1 SEEDS=100000 [POLICY=guarded] [SCHEDULER=pct]   search seeds, shrink
 #   make replay FM=1 SEED=17 (or TAPE=file)   replay one explored run, byte for byte
-#   make bench [JOBS=2000]   the runtime beside huey, persist-queue, litequeue and bare sqlite3
+#   make bench [JOBS=2000]   the runtime beside huey, persist-queue, litequeue, bare sqlite3;
+#                        and beside procrastinate on PostgreSQL (starts make pg-up's server)
 #   make bench-sim       the simulator's speed, beside raw SQLite and Hypothesis
 #   make bench-tickets   the tickets service's lag and throughput over real HTTP
 #   make torture [TRIALS=20] [WITHOUT=lever] [DB=postgresql] [BATCH=8]   SIGKILL real workers
@@ -87,7 +88,9 @@ replay: sync
 # The peers live in their own dependency group, never the runtime's.
 bench: sync
 	@$(UV) sync --locked --quiet --group bench
-	$(UV) run --locked --quiet --group bench python -m bench.queues --jobs $(or $(JOBS),2000)
+	@tools/pg.sh up > /dev/null
+	FMLAB_PG_URL=$$(tools/pg.sh url) $(UV) run --locked --quiet --group bench \
+	  python -m bench.queues --jobs $(or $(JOBS),2000)
 
 bench-sim: sync
 	$(RUN) python -m bench.sim

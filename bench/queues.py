@@ -7,7 +7,9 @@ synchronous=NORMAL, then at FULL, and the pragmas each connection reports are pr
 beside its figures. Figures: end-to-end jobs/s (first submit to last acknowledgement),
 p50 / p99 submit-to-done latency, and the ratio to bare sqlite3 doing the same number of
 durable commits in the same run. Then the runtime's processing alone with 1 and 2 worker
-processes. The table and a plot go into docs/benchmarks.md, under `## Queues`.
+processes, and, when a PostgreSQL server is up (FMLAB_PG_URL), the runtime beside
+procrastinate there (bench/postgres.py). The tables and a plot go into docs/benchmarks.md,
+under `## Queues`.
 """
 
 import argparse
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from bench import doc
+from bench import doc, postgres
 from bench.peers import PEERS, Lab, Peer, now
 from runtime.store import SYNCHRONOUS
 
@@ -251,6 +253,18 @@ def main(argv: list[str] | None = None) -> int:
     for (level, n), rate in rates.items():
         print(f"failure-mode-lab   {level:6} {n} worker process(es): {number(rate)} jobs/s")
     text = section(runs, rates, args.jobs)
+    server = os.environ.get("FMLAB_PG_URL")
+    if server:
+        results = postgres.measure(server, args.jobs)
+        for result in results:
+            print(
+                f"{result.name:18} PostgreSQL submits {number(result.submit_per_s)}/s, jobs/s"
+                f" with 1 and 2 worker processes: {number(result.work_per_s[1])},"
+                f" {number(result.work_per_s[2])}"
+            )
+        text += "\n" + postgres.section(results, args.jobs, postgres.server_version(server))
+    else:
+        text += "\n### On PostgreSQL\n\nNot measured in this run: no server (`make pg-up`).\n"
     doc.write(HEADING, text)
     plot(runs)
     print(f"\nwrote {HEADING} of {doc.DOC.name} and {PLOT.name}")

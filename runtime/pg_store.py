@@ -103,9 +103,12 @@ def _run(conn: psycopg.Connection, sql: str, params: tuple | dict) -> psycopg.Cu
 
 _NEXT_SEQ = "UPDATE fmlab_meta SET last_seq = last_seq + 1 RETURNING last_seq"
 _APPEND = (
-    "INSERT INTO events (seq, at, type, job_id, execution_id, worker, detail)"
-    " VALUES (%s, %s, %s, %s, %s, %s, %s)"
+    f"WITH head AS ({_NEXT_SEQ})"
+    " INSERT INTO events (seq, at, type, job_id, execution_id, worker, detail)"
+    " SELECT last_seq, %s::float8, %s::text, %s::bigint, %s::bigint, %s::text, %s::text"
+    " FROM head RETURNING seq"
 )
+"""One round trip an event: the next seq from the head row and the row that takes it."""
 _INSERT = re.compile(r"^\s*INSERT INTO (\w+) \(([^)]*)\) VALUES \((.*)\)\s*$", re.DOTALL)
 _NEXT_ID = {
     table: f"UPDATE fmlab_meta SET last_{table} = last_{table} + 1 RETURNING last_{table}"
@@ -114,6 +117,16 @@ _NEXT_ID = {
 _RAISE_ID = {
     table: f"UPDATE fmlab_meta SET last_{table} = greatest(last_{table}, %s)" for table in NUMBERED
 }
+
+
+@functools.cache
+def _numbered_insert(table: str, columns: tuple[str, ...], values: str) -> str:
+    """The INSERT with its id from `fmlab_meta`, in one statement: the head row's update
+    in a WITH, read by the VALUES (which keep their types from the target columns)."""
+    return pg_sql(
+        f"WITH n AS ({_NEXT_ID[table]}) INSERT INTO {table} (id, {', '.join(columns)})"
+        f" VALUES ((SELECT last_{table} FROM n), {values}) RETURNING id"
+    )
 
 
 @functools.cache
@@ -152,13 +165,12 @@ class PgTx:
         if "id" in columns and given[columns.index("id")] is not None:
             row_id = given[columns.index("id")]
             self._conn.execute(_RAISE_ID[table], (row_id,))
-        else:
+        elif "id" in columns:
             row_id = self._conn.execute(_NEXT_ID[table]).fetchone()[0]
-            if "id" in columns:
-                given[columns.index("id")] = row_id
-            else:
-                sql = f"INSERT INTO {table} (id, {', '.join(columns)}) VALUES (?, {values})"
-                given.insert(0, row_id)
+            given[columns.index("id")] = row_id
+        else:  # one round trip: the next id, taken in the statement that uses it
+            numbered = _numbered_insert(table, tuple(columns), values)
+            return self._conn.execute(numbered, given).fetchone()[0]
         self._conn.execute(pg_sql(sql), given)
         return row_id
 
@@ -182,11 +194,8 @@ class PgTx:
     ) -> int:
         """Append one event; returns its seq, taken from the log's head (which this
         transaction then holds until it ends: runtime.pg_schema)."""
-        row = self._conn.execute(_NEXT_SEQ).fetchone()
-        assert row is not None
-        seq = row[0]
-        self._conn.execute(_APPEND, (seq, at, type, job, execution, worker, dumps(detail)))
-        return seq
+        row = self._conn.execute(_APPEND, (at, type, job, execution, worker, dumps(detail)))
+        return row.fetchone()[0]
 
 
 class PgTransaction:

@@ -248,7 +248,7 @@ class Queue:
 
     def _grant(self, tx: Tx, now: float, worker: str, row: Any, start: bool) -> Lease:
         job_id, attempt, token = row["id"], row["attempts"] + 1, row["fencing_token"] + 1
-        expires_at = self._deadline_clock(worker) + self.policies.lease_s
+        expires_at = self._deadline_clock(worker, now) + self.policies.lease_s
         move_job(
             tx, job_id, states.PENDING, states.RUNNING, now, attempts=attempt, fencing_token=token
         )
@@ -286,7 +286,7 @@ class Queue:
         """Extend a held lease by `lease_s` from now. Fenced."""
 
         def extend(tx: Tx, now: float) -> Lease:
-            expires_at = self._deadline_clock(lease.worker) + self.policies.lease_s
+            expires_at = self._deadline_clock(lease.worker, now) + self.policies.lease_s
             tx.execute(
                 "UPDATE executions SET lease_expires_at = ? WHERE id = ?",
                 (expires_at, lease.execution_id),
@@ -408,7 +408,7 @@ class Queue:
                 lock_effect(tx, effect)
             for lease, effect in done:
                 lost = (
-                    lost_reason(tx, lease, self._deadline_clock(lease.worker))
+                    lost_reason(tx, lease, self._deadline_clock(lease.worker, now))
                     if self.policies.fencing
                     else None
                 )
@@ -812,11 +812,10 @@ class Queue:
 
     # --- fencing ----------------------------------------------------------------------
 
-    def _deadline_clock(self, worker: str) -> float:
-        """The time a lease deadline is set from and checked against: the store's, unless
-        lever `store_clock` is off; then the wall clock of the worker that asks, stepped
-        or not (FM_010)."""
-        now = self.clock.now()
+    def _deadline_clock(self, worker: str, now: float) -> float:
+        """The time a lease deadline is set from and checked against: the store's (`now`,
+        read once for the operation), unless lever `store_clock` is off; then the wall
+        clock of the worker that asks, stepped or not (FM_010)."""
         wall = self.walls.get(worker)
         if wall is None or wall.now() == now:
             return now
@@ -835,7 +834,7 @@ class Queue:
         with self.store.transaction() as tx:
             tx.lock_jobs(lease.job_id)
             lost = (
-                lost_reason(tx, lease, self._deadline_clock(lease.worker))
+                lost_reason(tx, lease, self._deadline_clock(lease.worker, now))
                 if self.policies.fencing
                 else None
             )

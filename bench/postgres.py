@@ -1,0 +1,199 @@
+"""The runtime beside procrastinate on one PostgreSQL server: part of `make bench`.
+
+Both get a fresh schema of their own on the server `make pg-up` started, and the same
+workload: N no-op jobs submitted one by one (procrastinate's `defer`, the runtime's
+`submit`), then processed to completion by 1, then 2, worker processes started
+beforehand and released together. Figures: submits/s, and processing jobs/s from the
+release to the last job done. The runtime's workers take the server's clock for every
+lease (runtime.clock.DatabaseClock), as `fmlab worker` does there.
+"""
+
+import os
+import random
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata
+
+import psycopg
+
+from runtime.pg_store import PgStore
+from runtime.queue import Queue
+from runtime.stores import time_authority
+from runtime.worker import Worker
+
+KIND = "bench.noop"
+SYSTEMS = ("failure-mode-lab", "procrastinate")
+
+
+@dataclass(frozen=True)
+class Measured:
+    name: str
+    submit_per_s: float
+    work_per_s: dict[int, float]
+    """Processing jobs/s, by number of worker processes."""
+
+
+def schema_url(url: str, name: str) -> str:
+    return f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{name}"
+
+
+def fresh_schema(url: str, name: str) -> str:
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+        admin.execute(f"CREATE SCHEMA {name}")
+    return schema_url(url, name)
+
+
+def drop_schema(url: str, name: str) -> None:
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+
+
+def procrastinate_app(url: str):
+    import procrastinate
+
+    app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=url))
+    app.task(name=KIND)(_noop)
+    return app
+
+
+def _noop(i: int) -> None:
+    return None
+
+
+def submit_lab(url: str, jobs: int) -> float:
+    store = PgStore.open(url)
+    queue = Queue(store, time_authority(store), random.Random(0))
+    started = time.perf_counter()
+    for i in range(jobs):
+        queue.submit(KIND, {"i": i})
+    seconds = time.perf_counter() - started
+    store.close()
+    return jobs / seconds
+
+
+def submit_procrastinate(url: str, jobs: int) -> float:
+    app = procrastinate_app(url)
+    with app.open():
+        app.schema_manager.apply_schema()
+        task = app.tasks[KIND]
+        started = time.perf_counter()
+        for i in range(jobs):
+            task.defer(i=i)
+        seconds = time.perf_counter() - started
+    return jobs / seconds
+
+
+def drain(system: str, url: str) -> int:
+    """One worker process: ready, wait for `go`, then work until nothing is left."""
+    if system == "failure-mode-lab":
+        store = PgStore.open(url, create=False)
+        queue = Queue(store, time_authority(store), random.Random(0))
+        worker = Worker(f"bench.{os.getpid()}", queue, {KIND: lambda job: None})
+        print("ready", flush=True)
+        sys.stdin.readline()
+        while list(worker.attempts(1)):  # the steps of one attempt; none: the queue is empty
+            pass
+        store.close()
+    else:
+        app = procrastinate_app(url)
+        with app.open():
+            print("ready", flush=True)
+            sys.stdin.readline()
+            app.run_worker(
+                wait=False, concurrency=1, install_signal_handlers=False, listen_notify=False
+            )
+    print("done", flush=True)
+    return 0
+
+
+def work(system: str, url: str, processes: int) -> float:
+    argv = [sys.executable, "-m", "bench.postgres", "--drain", system, url]
+    children = [
+        subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        for _ in range(processes)
+    ]
+    for child in children:
+        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+    started = time.perf_counter()
+    for child in children:
+        assert child.stdin is not None
+        child.stdin.write("go\n")
+        child.stdin.flush()
+    for child in children:
+        assert child.stdout is not None and child.stdout.readline().strip() == "done"
+    seconds = time.perf_counter() - started
+    for child in children:
+        child.wait(timeout=30)
+    return seconds
+
+
+def done_count(system: str, url: str) -> int:
+    sql = {
+        "failure-mode-lab": "SELECT count(*) FROM jobs WHERE state = 'SUCCEEDED'",
+        "procrastinate": "SELECT count(*) FROM procrastinate_jobs WHERE status = 'succeeded'",
+    }[system]
+    with psycopg.connect(url) as conn:
+        return conn.execute(sql).fetchone()[0]
+
+
+def measure(server: str, jobs: int) -> list[Measured]:
+    submitters: dict[str, Callable[[str, int], float]] = {
+        "failure-mode-lab": submit_lab,
+        "procrastinate": submit_procrastinate,
+    }
+    results = []
+    for system in SYSTEMS:
+        submit_rates, work_rates = [], {}
+        for processes in (1, 2):
+            name = f"bench_{system.replace('-', '_')}_{processes}"
+            url = fresh_schema(server, name)
+            try:
+                submit_rates.append(submitters[system](url, jobs))
+                seconds = work(system, url, processes)
+                finished = done_count(system, url)
+                if finished != jobs:
+                    raise SystemExit(f"{system}: {finished} of {jobs} jobs done")
+                work_rates[processes] = jobs / seconds
+            finally:
+                drop_schema(server, name)
+        results.append(Measured(system, max(submit_rates), work_rates))
+    return results
+
+
+def section(results: list[Measured], jobs: int, server_version: str) -> str:
+    rows = [
+        f"| {r.name} | {r.submit_per_s:,.0f} | {r.work_per_s[1]:,.0f} | {r.work_per_s[2]:,.0f} |"
+        for r in results
+    ]
+    lab, other = results
+    verdicts = [
+        f"- {n} worker process{'es' if n > 1 else ''}: the runtime {lab.work_per_s[n]:,.0f}"
+        f" jobs/s, procrastinate {other.work_per_s[n]:,.0f}: "
+        + ("**ahead**" if lab.work_per_s[n] >= other.work_per_s[n] else "**behind**")
+        + f" ({lab.work_per_s[n] / other.work_per_s[n]:.2f}x)"
+        for n in (1, 2)
+    ]
+    return (
+        "### On PostgreSQL\n\n"
+        f"The runtime and procrastinate {metadata.version('procrastinate')} on one PostgreSQL\n"
+        f"{server_version} server (`make pg-up`: loopback, fsync on, default settings), each\n"
+        f"in a fresh schema: {jobs:,} no-op jobs submitted one by one, then processed by\n"
+        "worker processes started beforehand and released together (the runtime's one job\n"
+        "at a time, two transactions a job; procrastinate's `run_worker`, concurrency 1,\n"
+        "polling, no LISTEN/NOTIFY).\n\n"
+        "| system | submits/s | jobs/s, 1 worker process | jobs/s, 2 worker processes |\n"
+        "| --- | ---: | ---: | ---: |\n" + "\n".join(rows) + "\n\n" + "\n".join(verdicts) + "\n"
+    )
+
+
+def server_version(url: str) -> str:
+    with psycopg.connect(url) as conn:
+        return conn.execute("SHOW server_version").fetchone()[0].split()[0]
+
+
+if __name__ == "__main__" and len(sys.argv) == 4 and sys.argv[1] == "--drain":
+    sys.exit(drain(sys.argv[2], sys.argv[3]))
