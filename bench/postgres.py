@@ -10,7 +10,6 @@ lease (runtime.clock.DatabaseClock), as `fmlab worker` does there.
 
 import os
 import random
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -19,7 +18,8 @@ from importlib import metadata
 
 import psycopg
 
-from runtime.pg_store import PgStore
+from bench.release import released_together
+from runtime.pg_store import PgStore, in_schema
 from runtime.queue import Queue
 from runtime.stores import time_authority
 from runtime.worker import Worker
@@ -36,15 +36,11 @@ class Measured:
     """Processing jobs/s, by number of worker processes."""
 
 
-def schema_url(url: str, name: str) -> str:
-    return f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{name}"
-
-
 def fresh_schema(url: str, name: str) -> str:
     with psycopg.connect(url, autocommit=True) as admin:
         admin.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
         admin.execute(f"CREATE SCHEMA {name}")
-    return schema_url(url, name)
+    return in_schema(url, name)
 
 
 def drop_schema(url: str, name: str) -> None:
@@ -112,22 +108,7 @@ def drain(system: str, url: str) -> int:
 
 def work(system: str, url: str, processes: int) -> float:
     argv = [sys.executable, "-m", "bench.postgres", "--drain", system, url]
-    children = [
-        subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        for _ in range(processes)
-    ]
-    for child in children:
-        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
-    started = time.perf_counter()
-    for child in children:
-        assert child.stdin is not None
-        child.stdin.write("go\n")
-        child.stdin.flush()
-    for child in children:
-        assert child.stdout is not None and child.stdout.readline().strip() == "done"
-    seconds = time.perf_counter() - started
-    for child in children:
-        child.wait(timeout=30)
+    seconds, _ = released_together(argv, processes)
     return seconds
 
 

@@ -15,18 +15,16 @@ under `## Queues`.
 import argparse
 import os
 import platform
-import signal
 import sqlite3
-import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
 from bench import doc, postgres
 from bench.peers import PEERS, Lab, Peer, now
+from bench.release import released_together
 from runtime.store import SYNCHRONOUS
 
 HEADING = "## Queues"
@@ -101,30 +99,8 @@ def processes(synchronous: str, jobs: int, count: int) -> float:
         lab.queue.submit_many("bench.noop", [{"i": i} for i in range(jobs)])
         lab.close()
         argv = [sys.executable, "-m", "bench.queues", "--drain", str(lab.path)]
-        children = [
-            subprocess.Popen(
-                [*argv, "--synchronous", synchronous],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-            for _ in range(count)
-        ]
-        try:
-            for child in children:
-                assert child.stdout is not None and child.stdout.readline().strip() == "ready"
-            started = time.perf_counter()
-            for child in children:
-                assert child.stdin is not None
-                child.stdin.write("go\n")
-                child.stdin.flush()
-            finished = sum(int(child.stdout.readline()) for child in children if child.stdout)
-            seconds = time.perf_counter() - started
-        finally:
-            for child in children:
-                if child.poll() is None:
-                    child.send_signal(signal.SIGTERM)
-                child.wait()
+        seconds, results = released_together([*argv, "--synchronous", synchronous], count)
+        finished = sum(int(result) for result in results)
         if finished != jobs:
             raise SystemExit(f"{count} worker processes finished {finished} of {jobs} jobs")
         return jobs / seconds

@@ -43,6 +43,11 @@ def is_postgres(target: object) -> bool:
     return isinstance(target, str) and target.startswith(SCHEMES)
 
 
+def in_schema(url: str, schema: str) -> str:
+    """`url` with its connections' search_path set to `schema`: the lab database there."""
+    return f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
+
+
 class Row(tuple):
     """A row read by column name or by position, as `sqlite3.Row` is."""
 

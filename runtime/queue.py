@@ -407,25 +407,10 @@ class Queue:
             ):
                 lock_effect(tx, effect)
             for lease, effect in done:
-                lost = (
-                    lost_reason(tx, lease, self._deadline_clock(lease.worker, now))
-                    if self.policies.fencing
-                    else None
-                )
-                if lost is not None:
-                    tx.event(
-                        now,
-                        "lease.lost",
-                        **held_by(lease),
-                        action="complete",
-                        reason=lost,
-                        token=lease.fencing_token,
-                    )
-                    self.marks.hit("fence.refused")
-                    completed.append(False)
-                    continue
-                self._finish(tx, now, lease, effect)
-                completed.append(True)
+                held = self._still_held(tx, now, lease, "complete") is None
+                if held:
+                    self._finish(tx, now, lease, effect)
+                completed.append(held)
         return completed
 
     def _needs_commit_boundary(self) -> None:
@@ -833,13 +818,18 @@ class Queue:
         now = self.clock.now()
         with self.store.transaction() as tx:
             tx.lock_jobs(lease.job_id)
-            lost = (
-                lost_reason(tx, lease, self._deadline_clock(lease.worker, now))
-                if self.policies.fencing
-                else None
-            )
+            lost = self._still_held(tx, now, lease, action)
             if lost is None:
                 return write(tx, now)
+        raise LeaseLost(f"{lease.worker} cannot {action} job {lease.job_id}: {lost}")
+
+    def _still_held(self, tx: Tx, now: float, lease: Lease, action: str) -> str | None:
+        """None while `lease` is held (always, without lever `fencing`); else why not,
+        with the refusal logged (`lease.lost`) in `tx`."""
+        if not self.policies.fencing:
+            return None
+        lost = lost_reason(tx, lease, self._deadline_clock(lease.worker, now))
+        if lost is not None:
             tx.event(
                 now,
                 "lease.lost",
@@ -848,5 +838,5 @@ class Queue:
                 reason=lost,
                 token=lease.fencing_token,
             )
-        self.marks.hit("fence.refused")
-        raise LeaseLost(f"{lease.worker} cannot {action} job {lease.job_id}: {lost}")
+            self.marks.hit("fence.refused")
+        return lost

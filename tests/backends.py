@@ -14,7 +14,7 @@ from contextlib import contextmanager
 import psycopg
 import pytest
 
-from runtime.pg_store import PgStore
+from runtime.pg_store import PgStore, in_schema
 from runtime.stores import AnyStore
 from tests import support
 
@@ -46,8 +46,7 @@ class Schemas:
         name = f"fmlab_test_{os.getpid()}_{next(_NUMBERS)}"
         self._admin.execute(f"CREATE SCHEMA {name}")
         self._made.append(name)
-        options = f"options=-csearch_path%3D{name}"
-        return f"{self.url}{'&' if '?' in self.url else '?'}{options}"
+        return in_schema(self.url, name)
 
     def new_store(self) -> PgStore:
         return PgStore.open(self.new_url())

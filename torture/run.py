@@ -36,6 +36,7 @@ from pathlib import Path
 import psycopg
 
 from runtime import invariants, states
+from runtime.pg_store import in_schema
 from runtime.policies import LEVERS
 from runtime.queue import Queue
 from runtime.stores import AnyStore, open_store, time_authority
@@ -88,7 +89,7 @@ def database(number: int, folder: Path, backend: str) -> Iterator[str]:
         admin.execute(f"CREATE SCHEMA {schema}")
         admin.execute("CREATE EXTENSION IF NOT EXISTS amcheck SCHEMA public")  # the check
         try:
-            yield f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
+            yield in_schema(url, schema)
         finally:
             admin.execute(f"DROP SCHEMA {schema} CASCADE")
 

@@ -14,21 +14,11 @@ always has one). A campaign: `make gate` and `make test-fm10-fix` run it.
 import pytest
 
 from failure_modes.FM_010_clock_jump.machines import JOBS, run_two_machines
-from tests.backends import Schemas, server_url
-
-
-@pytest.fixture
-def schema_url():
-    schemas = Schemas(server_url())
-    try:
-        yield schemas.new_url()
-    finally:
-        schemas.drop_all()
 
 
 @pytest.mark.campaign
-def test_two_machines_with_skewed_clocks_agree_on_every_lease(schema_url, tmp_path):
-    outcome = run_two_machines(schema_url, tmp_path)
+def test_two_machines_with_skewed_clocks_agree_on_every_lease(pg_schemas, tmp_path):
+    outcome = run_two_machines(pg_schemas.new_url(), tmp_path)
 
     assert outcome.check_exit == 0, outcome.report
     assert "VERDICT: every invariant holds" in outcome.report

@@ -15,21 +15,11 @@ always has one). A campaign: `make gate` and `make test-fm10` run it.
 import pytest
 
 from failure_modes.FM_010_clock_jump.machines import run_two_machines
-from tests.backends import Schemas, server_url
-
-
-@pytest.fixture
-def schema_url():
-    schemas = Schemas(server_url())
-    try:
-        yield schemas.new_url()
-    finally:
-        schemas.drop_all()
 
 
 @pytest.mark.campaign
-def test_a_worker_whose_clock_is_behind_writes_on_leases_already_expired(schema_url, tmp_path):
-    outcome = run_two_machines(schema_url, tmp_path, "store_clock")
+def test_a_worker_whose_clock_is_behind_writes_on_leases_already_expired(pg_schemas, tmp_path):
+    outcome = run_two_machines(pg_schemas.new_url(), tmp_path, "store_clock")
 
     assert outcome.check_exit == 1, outcome.report
     assert "VERDICT: violated INV_007" in outcome.report
