@@ -16,10 +16,19 @@ import sqlite3
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from hypothesis import settings
-from hypothesis.stateful import run_state_machine_as_test
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
 from bench import doc
 from failure_modes.FM_001_duplicate_retry import scenario
@@ -73,6 +82,8 @@ class Figures:
     """`BEGIN IMMEDIATE; INSERT one row; COMMIT`s."""
     machine: Rate
     """Rules the Hypothesis machine ran."""
+    alone: Rate
+    """Rules the same machine ran with nothing behind them (`hypothesis_alone`)."""
     facts: dict[str, str]
 
 
@@ -99,8 +110,57 @@ def measure_sqlite(transactions: int = SQLITE_TRANSACTIONS) -> Rate:
     return Rate(transactions, seconds)
 
 
-def measure_machine(config: settings = MACHINE) -> Rate:
-    machine = machine_for(STANDARD, jobs=JOBS, workers=WORKERS)
+def hypothesis_alone() -> type[RuleBasedStateMachine]:
+    """The Hypothesis machine's four rules with nothing behind them: the same strategies,
+    over workers that do nothing. What it runs a second is Hypothesis's own ceiling, how
+    little the simulation under it might cost."""
+    workers = tuple(f"w{n}" for n in range(1, WORKERS + 1))
+
+    def one_of(choices: Callable[[Any], list[str]]) -> st.SearchStrategy[str]:
+        return st.runner().flatmap(lambda state: st.sampled_from(choices(state)))
+
+    class Alone(RuleBasedStateMachine):
+        rules_run = 0
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.busy: set[str] = set()
+
+        def counted(self) -> None:
+            type(self).rules_run += 1
+
+        @rule(worker=one_of(lambda state: list(workers)))
+        def step(self, worker: str) -> None:
+            self.counted()
+            self.busy.add(worker)
+
+        @precondition(lambda self: self.busy)
+        @rule(worker=one_of(lambda state: sorted(state.busy)))
+        def crash(self, worker: str) -> None:
+            self.counted()
+            self.busy.discard(worker)
+
+        @rule(seconds=st.sampled_from((30.0, 15.0, 1.0)))
+        def advance(self, seconds: float) -> None:
+            self.counted()
+
+        @precondition(lambda self: len(self.busy) == WORKERS)
+        @rule()
+        def reap(self) -> None:
+            self.counted()
+            self.busy.clear()
+
+        @invariant()
+        def holds(self) -> None:
+            pass
+
+    return Alone
+
+
+def measure_machine(
+    config: settings = MACHINE, machine: type[RuleBasedStateMachine] | None = None
+) -> Rate:
+    machine = machine or machine_for(STANDARD, jobs=JOBS, workers=WORKERS)
     started = time.perf_counter()
     run_state_machine_as_test(machine, settings=config)
     return Rate(machine.rules_run, time.perf_counter() - started)
@@ -126,6 +186,7 @@ def measure() -> Figures:
         default_world=measure_explorer(2, jobs=DEFAULT_JOBS),
         sqlite=measure_sqlite(),
         machine=measure_machine(),
+        alone=measure_machine(machine=hypothesis_alone()),
         facts=machine_facts(),
     )
 
@@ -138,6 +199,10 @@ def times(value: float) -> str:
     if value >= 100:
         return f"{value:,.0f}x"
     return f"{value:.1f}x" if value >= 1 else f"{value:.2g}x"
+
+
+def micros(seconds: float) -> str:
+    return f"{seconds * 1e6:.1f} µs"
 
 
 def verdict(met: bool) -> str:
@@ -167,12 +232,20 @@ def section(f: Figures) -> str:
         ("simulator steps/s, 1 process", number(one.steps.per_s), ""),
         ("simulator steps/s, 2 processes", number(two.steps.per_s), ""),
         ("Hypothesis machine steps/s", number(f.machine.per_s), ""),
+        (
+            "the same machine with nothing behind its rules, steps/s",
+            number(f.alone.per_s),
+            "Hypothesis's own ceiling",
+        ),
         ("raw SQLite transactions/s", number(f.sqlite.per_s), ""),
         (
             "simulator ÷ Hypothesis steps/s (1 process each)",
             times(over_hypothesis),
             f"at least {OVER_HYPOTHESIS_GOAL}x: "
-            + verdict(over_hypothesis >= OVER_HYPOTHESIS_GOAL),
+            + verdict(over_hypothesis >= OVER_HYPOTHESIS_GOAL)
+            + f"; it needs a step of {micros(1 / (OVER_HYPOTHESIS_GOAL * f.machine.per_s))}"
+            f" or less, where one takes {micros(1 / one.steps.per_s)} and a bare"
+            f" transaction {micros(1 / f.sqlite.per_s)}",
         ),
         (
             "simulator steps/s ÷ raw SQLite transactions/s",
@@ -191,7 +264,8 @@ def section(f: Figures) -> str:
         f"({number(f.default_world.steps.count)} steps) on 2. The "
         "Hypothesis machine (`failure_modes/machine.py`: the same world, its faults chosen "
         f"by its rules) ran {MACHINE.max_examples} programs of up to "
-        f"{MACHINE.stateful_step_count} steps, {number(f.machine.count)} steps in all. "
+        f"{MACHINE.stateful_step_count} steps, {number(f.machine.count)} steps in all; with "
+        f"nothing behind its rules, {number(f.alone.count)}. "
         f"SQLite ran {number(f.sqlite.count)} transactions (`BEGIN IMMEDIATE`, `INSERT` of "
         "one small row, `COMMIT`) on `:memory:` in the same process; a simulator step runs "
         "one or more such transactions, then the invariant checks."

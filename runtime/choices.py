@@ -11,6 +11,7 @@ lowering entries, and every tape it invents is still a run that can be replayed.
 jitter) draws through the tape without knowing it.
 """
 
+import functools
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,6 +19,12 @@ from dataclasses import dataclass
 FLOAT_BITS = 53
 ALIGN_AHEAD = 16
 """Replaying by question, how far ahead an answer to the same question is looked for."""
+
+
+@functools.cache
+def _question(label: str, options: tuple[str, ...]) -> str:
+    """`maybe`'s question: the same few are asked at every step of every run."""
+    return f"{label}: none | {' | '.join(options)}"
 
 
 @dataclass(frozen=True)
@@ -84,7 +91,7 @@ class Choices(random.Random):
             return fired
         return self.below(2, label) == 1
 
-    def maybe(self, options: Sequence[str], p: float, label: str) -> str | None:
+    def maybe(self, options: tuple[str, ...], p: float, label: str) -> str | None:
         """At most one of `options`, each with probability `p` (so none with 1 - p * n).
 
         One entry on the tape: 0 for none, i + 1 for `options[i]`.
@@ -92,13 +99,14 @@ class Choices(random.Random):
         n = len(options)
         if not n or p <= 0:
             return None
+        question = _question(label, options)
         if self._replay is None:
             u = random.Random.random(self)
             value = min(int(u / p), n - 1) + 1 if u < min(1.0, p * n) else 0
             self.tape.append(value)
-            self.labels.append(f"{label}: none | {' | '.join(options)}")
+            self.labels.append(question)
         else:
-            value = self.below(n + 1, f"{label}: none | {' | '.join(options)}")
+            value = self.below(n + 1, question)
         return options[value - 1] if value else None
 
     # random.Random's two primitives, so every derived method draws through the tape.

@@ -84,6 +84,33 @@ def run_seeds(
     return outcomes
 
 
+@dataclass
+class Chunk:
+    """What a summary needs of a chunk of seeds: the violating runs, and only the totals of
+    the rest (a process hands back this much, not one record per seed)."""
+
+    steps: int = 0
+    marks: Counter[str] = field(default_factory=Counter)
+    failing: list[SeedOutcome] = field(default_factory=list)
+
+
+def run_chunk(
+    build: Build,
+    jobs: int,
+    workers: int,
+    seeds: Sequence[int],
+    scheduler: str,
+    stop_on: Collection[str] | None = None,
+) -> Chunk:
+    chunk = Chunk()
+    for outcome in run_seeds(build, jobs, workers, seeds, scheduler, stop_on):
+        chunk.steps += outcome.steps
+        chunk.marks.update(outcome.marks)
+        if outcome.violated:
+            chunk.failing.append(outcome)
+    return chunk
+
+
 def explore(
     build: Build,
     seeds: range,
@@ -104,17 +131,17 @@ def explore(
     wall = SystemClock()  # the explorer's own speed, not the simulated time
     started = wall.now()
     done = 0
-    results: dict[int, list[SeedOutcome]] = {}
+    results: dict[int, Chunk] = {}
     if processes <= 1:
         for index, chunk in enumerate(chunks):
-            results[index] = run_seeds(build, jobs, workers, chunk, scheduler, stop_on)
+            results[index] = run_chunk(build, jobs, workers, chunk, scheduler, stop_on)
             done += len(chunk)
             if progress:
                 progress(done, len(seeds))
     else:
         with ProcessPoolExecutor(processes) as pool:
             futures = {
-                pool.submit(run_seeds, build, jobs, workers, chunk, scheduler, stop_on): index
+                pool.submit(run_chunk, build, jobs, workers, chunk, scheduler, stop_on): index
                 for index, chunk in enumerate(chunks)
             }
             for future in as_completed(futures):
@@ -124,12 +151,13 @@ def explore(
                     progress(done, len(seeds))
     summary.seconds = wall.now() - started
     for index in range(len(chunks)):
-        for outcome in results[index]:
-            summary.steps += outcome.steps
-            summary.marks.update(outcome.marks)
+        result = results[index]
+        summary.steps += result.steps
+        summary.marks.update(result.marks)
+        for outcome in result.failing:
             for inv in outcome.violated:
                 summary.failing.setdefault(inv, []).append(outcome.seed)
-            if outcome.violated and summary.first_failure is None:
+            if summary.first_failure is None:
                 summary.first_failure = outcome
     summary.failing = dict(sorted(summary.failing.items()))
     return summary

@@ -39,6 +39,9 @@ class Mirror:
         self._read_all = not (watch and from_empty)
         self._change = 0
         """The number of the last change read from `fmlab_changes` (when watching)."""
+        self._rows_written = -1
+        """The connection's count of rows written when the changes were last read: while
+        it stands still, nothing was written, so there is no change to read."""
         if watch:
             install_watch(store)
 
@@ -49,7 +52,11 @@ class Mirror:
         if self._read_all:
             return self._read_whole(after_seq)
         jobs: set[int] = set()
-        events = []
+        events: list[Event] = []
+        written = self.store.rows_written()
+        if written == self._rows_written:
+            return jobs, events
+        self._rows_written = written
         changes = changes_after(self.store, self._change)
         for change in changes:
             if change[0] == "events":
@@ -89,7 +96,8 @@ class Mirror:
             if table == "jobs":
                 return row_id
             return -1 if old is None else old["job_id"]
-        row = rows[row_id] = dict(zip(columns, change[1 : 1 + len(columns)], strict=True))
+        # The change's slots run past the table's last column; zip stops at that column.
+        row = rows[row_id] = dict(zip(columns, change[1:], strict=False))
         if table == "jobs":
             return row_id
         job_id = change[_JOB_ID[table]]
@@ -121,20 +129,21 @@ class Mirror:
     def due(self, now: float) -> tuple[bool, bool]:
         """(a job is ready, a lease has expired) at `now`, as `Queue.due` answers it."""
         jobs = self.jobs
-        ready = any(
-            job["state"] == states.PENDING and job["run_at"] <= now for job in jobs.values()
-        )
-        return ready, any(self._expired(execution, now) for execution in self.executions.values())
-
-    def _expired(self, execution: dict[str, Any], now: float) -> bool:
-        if execution["status"] not in states.EXECUTION_OPEN or execution["lease_expires_at"] > now:
-            return False
-        job = self.jobs.get(execution["job_id"])
-        return (
-            job is not None
-            and job["state"] == states.RUNNING
-            and job["fencing_token"] == execution["fencing_token"]
-        )
+        ready = False
+        for job in jobs.values():
+            if job["state"] == states.PENDING and job["run_at"] <= now:
+                ready = True
+                break
+        for execution in self.executions.values():
+            if execution["status"] in _OPEN and execution["lease_expires_at"] <= now:
+                job = jobs.get(execution["job_id"])
+                if (
+                    job is not None
+                    and job["state"] == states.RUNNING
+                    and job["fencing_token"] == execution["fencing_token"]
+                ):
+                    return ready, True
+        return ready, False
 
     def next_deadline(self, now: float) -> float | None:
         """The next instant after `now` when something falls due, as `Queue.next_deadline`."""
@@ -149,6 +158,9 @@ class Mirror:
             if execution["status"] in states.EXECUTION_OPEN and execution["lease_expires_at"] > now
         )
         return min(times, default=None)
+
+
+_OPEN = states.EXECUTION_OPEN
 
 
 def _key(effect: dict[str, Any]) -> tuple[str, str]:

@@ -16,6 +16,7 @@ Two ways to drive it:
   finished (the liveness phase).
 """
 
+import functools
 import hashlib
 import math
 import sqlite3
@@ -74,6 +75,34 @@ _SITES_AFTER = {
 }
 """The fault sites a worker arrives at after each step (besides those of every step)."""
 _SITES_ANY = ("clock_jump", "db_error", "wall_clock_step", "lock_contention")
+
+
+@functools.cache
+def _sites_reached(active: frozenset[str]) -> tuple[dict[str, tuple[str, ...]], tuple[str, ...]]:
+    """Of the `active` sites, those reached after each worker step, and after any step."""
+    after = {
+        step: tuple(site for site in (*sites, *_SITES_ANY) if site in active)
+        for step, sites in _SITES_AFTER.items()
+    }
+    return after, tuple(site for site in _SITES_ANY if site in active)
+
+
+# The questions a run asks over and over, worded once per process (the tape keeps them).
+@functools.cache
+def _switch_on(site: str) -> str:
+    return f"switch on {site}"
+
+
+@functools.cache
+def _next_of(actors: tuple[str, ...]) -> str:
+    return "next: " + " | ".join(actors)
+
+
+@functools.cache
+def _fault_after(worker: str, step: str) -> str:
+    return f"fault after {worker} {step}"
+
+
 STEPS_PER_JOB = 100
 """A run may take this many steps per job: the first half with faults firing (the safety
 phase), the rest to go quiet once they heal. The lab's worlds take under 15 a job; a run
@@ -257,15 +286,11 @@ class Simulation:
         self._healed = False
         mix = scenario.mix
         self.active_sites = frozenset(
-            site for site in mix.sites if self.choices.chance(mix.activation, f"switch on {site}")
+            site for site in mix.sites if self.choices.chance(mix.activation, _switch_on(site))
         )
-        self._sites_after = {
-            step: tuple(site for site in (*after, *_SITES_ANY) if site in self.active_sites)
-            for step, after in _SITES_AFTER.items()
-        }
-        """Per worker step, the active sites a worker arrives at after it."""
-        self._sites_any = tuple(site for site in _SITES_ANY if site in self.active_sites)
-        self._actor_labels: dict[tuple[str, ...], str] = {}
+        self._sites_after, self._sites_any = _sites_reached(self.active_sites)
+        """Per worker step, the active sites a worker arrives at after it; and those it
+        arrives at after any step."""
         self._priorities: dict[str, int] = {}
         self._change_points: list[int] = []
         self.actors = None if scenario.world is None else scenario.world.begin(self)
@@ -470,11 +495,7 @@ class Simulation:
 
     def _next_actor(self, actors: list[str]) -> str:
         if self.scheduler == "random":
-            key = tuple(actors)
-            label = self._actor_labels.get(key)
-            if label is None:
-                label = self._actor_labels[key] = "next: " + " | ".join(actors)
-            return actors[self.choices.below(len(actors), label)]
+            return actors[self.choices.below(len(actors), _next_of(tuple(actors)))]
         # PCT: the highest-priority actor runs; at a change point it drops to the bottom.
         actor = max(actors, key=self._priorities.__getitem__)
         if self.steps in self._change_points:
@@ -570,7 +591,7 @@ class Simulation:
             sites = (*sites, "external_timeout")
         if not sites:
             return
-        fault = self.choices.maybe(sites, self.scenario.mix.firing, f"fault after {worker} {step}")
+        fault = self.choices.maybe(sites, self.scenario.mix.firing, _fault_after(worker, step))
         if fault is None:
             return
         if fault.startswith("crash@"):

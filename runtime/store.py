@@ -388,6 +388,12 @@ class Store:
         store._schema_loaded = conn.execute("PRAGMA schema_version").fetchone()[0]
         return store
 
+    def rows_written(self) -> int:
+        """Rows inserted, updated or deleted through this connection since it opened,
+        counting those written by triggers and by transactions rolled back since; it
+        never goes down while the connection lasts."""
+        return self._conn.total_changes
+
     def image(self) -> bytes:
         """This database, whole, as bytes (for `memory(image)` and `wipe(image)`)."""
         return self._conn.serialize()
