@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple, Protocol
 
 from runtime.mirror import Mirror
+from runtime.states import RUNNING
 from runtime.store import Event, Store
 
 
@@ -144,8 +145,10 @@ class Monitor:
                 jobs.add(event.job_id)
             elif event.execution_id in self.executions:
                 jobs.add(self.executions[event.execution_id]["job_id"])
-        if final or swept:  # a sweep may condemn any RUNNING job
+        if final:
             jobs.update(self.jobs)
+        elif swept:  # a sweep may condemn any RUNNING job (INV_004); no other verdict moves
+            jobs.update(job for job, row in self.jobs.items() if row["state"] == RUNNING)
         self.dirty = [
             JobView(job, self.jobs.get(job), self.executions_of(job), self.effects_of(job))
             for job in sorted(jobs)

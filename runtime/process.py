@@ -111,6 +111,7 @@ def _thread(
     clock = SystemClock()  # a log line is stamped by this machine, whatever the store's time
     worker = Worker(name, queue, settings.handlers, settings.kinds)
     beat = _Heartbeat(settings, name)
+    worker.before_completion = lambda: beat.hold(())
     try:
         while not stop.is_set():
             try:
@@ -120,16 +121,15 @@ def _thread(
                 took = False
                 for step in worker.attempts(settings.batch):
                     took = True
-                    lease = worker.lease
-                    beat.hold(lease if step == "started" else None)
-                    write(_record(clock.now(), name, step, lease))
+                    beat.hold(worker.held if step in HANDLER_STEPS else ())
+                    write(_record(clock.now(), name, step, worker.lease))
             except StoreUnavailable as error:  # locked past the busy timeout: try again
                 write(
                     {"at": clock.now(), "worker": name, "step": "store_error", "error": f"{error}"}
                 )
                 took = False
             finally:
-                beat.hold(None)
+                beat.hold(())
             if not took and (wake or stop).wait(POLL_S) and wake is not None:
                 wake.clear()
     finally:
@@ -144,23 +144,28 @@ def _record(at: float, name: str, step: str, lease: Lease | None) -> dict[str, A
     return record
 
 
+HANDLER_STEPS = frozenset({"leased", "started", "effect_applied"})
+"""The steps after which a worker's leases are held for handlers to run: a single job's
+until it commits, a batch's until its completion (`Worker.before_completion`)."""
+
+
 class _Heartbeat:
-    """Extends the held lease every third of a lease, on a connection of its own, while
-    the handler runs; stops at the first refusal (the lease is lost: the fence will refuse
-    the attempt's next write too)."""
+    """Extends the held leases every third of a lease, counted from when the worker took
+    them, on a connection of its own; gives up a lease at its first refusal (it is lost:
+    the fence will refuse the attempt's next write too)."""
 
     def __init__(self, settings: Settings, worker: str) -> None:
         self._settings = settings
         self._worker = worker
-        self._lease: Lease | None = None
+        self._leases: tuple[Lease, ...] = ()
         self._changed = threading.Condition()
         self._closed = False
         self._thread = threading.Thread(target=self._beat, daemon=True)
         self._thread.start()
 
-    def hold(self, lease: Lease | None) -> None:
+    def hold(self, leases: tuple[Lease, ...]) -> None:
         with self._changed:
-            self._lease = lease
+            self._leases = leases
             self._changed.notify()
 
     def close(self) -> None:
@@ -180,16 +185,29 @@ class _Heartbeat:
             walls=settings.walls(self._worker),
         )
         every = settings.policies.lease_s / BEATS_PER_LEASE
+        clock = SystemClock()
+        due: float | None = None
+        """When the held leases are next extended; set when leases are first held, so that
+        a batch's jobs following one another do not put the beat off."""
         try:
             with self._changed:
                 while not self._closed:
-                    lease = self._lease
-                    self._changed.wait(every if lease is not None else None)
-                    if self._closed or lease is None or self._lease is not lease:
+                    if not self._leases:
+                        due = None
+                        self._changed.wait()
                         continue
-                    try:
-                        queue.heartbeat(lease)
-                    except (LeaseLost, StoreUnavailable):
-                        self._lease = None
+                    now = clock.now()
+                    due = now + every if due is None else due
+                    if now < due:
+                        self._changed.wait(due - now)
+                        continue
+                    kept = []
+                    for lease in self._leases:
+                        try:
+                            queue.heartbeat(lease)
+                            kept.append(lease)
+                        except (LeaseLost, StoreUnavailable):
+                            pass
+                    self._leases, due = tuple(kept), clock.now() + every
         finally:
             store.close()

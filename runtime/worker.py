@@ -65,7 +65,15 @@ class Worker:
         self.handlers = handlers
         self.kinds = kinds
         self.lease: Lease | None = None
-        """The lease of the attempt in hand, for a heartbeat to extend (runtime.process)."""
+        """The lease of the attempt in hand, which its steps concern."""
+        self.held: tuple[Lease, ...] = ()
+        """Every lease in the worker's hands, for a heartbeat to extend (runtime.process):
+        the attempt's, or a batch's until its completion is written (a job run early in
+        the batch waits for the others), less those that failed or were lost."""
+        self.before_completion: Callable[[], None] | None = None
+        """Called as a batch's completion is about to be written, with no step between: a
+        heartbeat stops there, or it could extend a lease the completion just ended and
+        log the refusal as a lost lease."""
         self.in_external_call = False
         """True while the worker waits on an external call's answer (at `effect_applied`):
         where a timeout can strike after the call has applied."""
@@ -82,11 +90,11 @@ class Worker:
             return
         if lease is None:
             return
-        self.lease = lease
+        self.lease, self.held = lease, (lease,)
         try:
             yield from self._attempt(lease)
         finally:
-            self.lease = None
+            self.lease, self.held = None, ()
 
     def attempts(self, count: int) -> Iterator[str]:
         """Lease up to `count` ready jobs in one transaction, each started in it, run them
@@ -104,14 +112,23 @@ class Worker:
             yield self._store_error(error, None)
             return
         done: list[tuple[Lease, Effect | None]] = []
-        for lease in leases:
-            self.lease = lease
-            try:
-                yield from self._attempt(lease, completing=done)
-            finally:
-                self.lease = None
-        if done:
-            yield from self._complete(done)
+        self.held = tuple(leases)
+        try:
+            for lease in leases:
+                self.lease = lease
+                try:
+                    yield from self._attempt(lease, completing=done)
+                finally:
+                    self.lease = None
+                if not done or done[-1][0] is not lease:  # it failed, or was lost
+                    self.held = tuple(held for held in self.held if held is not lease)
+            self.held = ()
+            if self.before_completion is not None:
+                self.before_completion()
+            if done:
+                yield from self._complete(done)
+        finally:
+            self.held = ()
 
     def _complete(self, done: list[tuple[Lease, Effect | None]]) -> Iterator[str]:
         try:

@@ -130,6 +130,31 @@ def test_a_heartbeat_keeps_a_slow_handler_s_lease(tmp_path):
     assert extended >= 3  # 2.5 s of work, a beat every 0.5 s
 
 
+def test_a_heartbeat_keeps_every_lease_of_a_batch(tmp_path):
+    """A batch of four jobs of 0.4 s each takes 1.6 s; the lease is 1.5 s, and a beat is
+    due every 0.5 s, longer than any one handler runs. While one job's handler runs, the
+    others wait in the worker's hands (done and waiting for the batch's completion, or not
+    yet begun): the heartbeat extends all four, on a beat counted from when the batch was
+    taken, so the rival finds none expired and every job succeeds at its first attempt."""
+    db = tmp_path / "lab.db"
+    submit(db, jobs=4, ms=400)
+    process = worker(db, "--lease-s", "1.5", "--batch", "4")
+    until(db, "SELECT count(*) FROM executions", "the batch leased")
+    rival = worker(db, "--lease-s", "1.5", "--name", "rival")
+    until(db, "SELECT count(*) = 4 FROM jobs WHERE state = 'SUCCEEDED'", "the batch done")
+    for each in (process, rival):
+        each.send_signal(signal.SIGTERM)
+        assert each.wait(timeout=WAIT_S) == 0
+
+    assert rows(db, "SELECT attempts FROM jobs ORDER BY id") == [(1,)] * 4
+    assert rows(db, "SELECT DISTINCT worker FROM executions") == [("worker.1",)]
+    lost = "SELECT count(*) FROM events WHERE type IN ('lease.lost', 'lease.expired')"
+    assert rows(db, lost) == [(0,)]
+    assert rows(
+        db, "SELECT count(DISTINCT execution_id) FROM events WHERE type = 'lease.extended'"
+    ) == [(4,)]
+
+
 @pytest.mark.campaign
 @pytest.mark.parametrize("db", BACKENDS)
 def test_a_short_crash_torture_loses_nothing_and_duplicates_nothing(db):
