@@ -16,9 +16,7 @@ import sqlite3
 import sys
 import textwrap
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -32,7 +30,7 @@ from hypothesis.stateful import (
 
 from bench import doc
 from failure_modes.FM_001_duplicate_retry import scenario
-from failure_modes.machine import machine_for
+from failure_modes.machine import machine_for, one_of
 from runtime.explore import explore
 from runtime.policies import GUARDED
 
@@ -115,9 +113,7 @@ def hypothesis_alone() -> type[RuleBasedStateMachine]:
     over workers that do nothing. What it runs a second is Hypothesis's own ceiling, how
     little the simulation under it might cost."""
     workers = tuple(f"w{n}" for n in range(1, WORKERS + 1))
-
-    def one_of(choices: Callable[[Any], list[str]]) -> st.SearchStrategy[str]:
-        return st.runner().flatmap(lambda state: st.sampled_from(choices(state)))
+    lease_s = STANDARD(JOBS, WORKERS).policies.lease_s
 
     class Alone(RuleBasedStateMachine):
         rules_run = 0
@@ -140,7 +136,7 @@ def hypothesis_alone() -> type[RuleBasedStateMachine]:
             self.counted()
             self.busy.discard(worker)
 
-        @rule(seconds=st.sampled_from((30.0, 15.0, 1.0)))
+        @rule(seconds=st.sampled_from((lease_s, lease_s / 2, 1.0)))
         def advance(self, seconds: float) -> None:
             self.counted()
 

@@ -78,7 +78,7 @@ def measure(fm: catalog.FailureMode) -> tuple[str, str]:
     seeds = sorted({seed for inv in mine for seed in summary.failing[inv]})
     if not seeds:
         return f"0 per {SEEDS:,}", "-"
-    [first] = run_seeds(build, jobs, workers, [seeds[0]], "random")
+    [first] = run_seeds(build, jobs, workers, [seeds[0]], "random").failing
     inv = next(inv for inv in fm.meta.invariants if inv in first.violated)
     shrunk = shrink(build, first.case(jobs, workers), inv)
     return f"{len(seeds)} per {SEEDS:,}", f"{shrunk.steps} steps ({inv})"

@@ -33,6 +33,11 @@ MID_ATTEMPT = frozenset(STEPS) - {"acked"}
 """After these steps a worker still holds its attempt; after any other it has let go."""
 
 
+def one_of(choices: Callable[[Any], list[str]]) -> st.SearchStrategy[str]:
+    """A worker from those the machine, as it stands when the rule runs, offers."""
+    return st.runner().flatmap(lambda state: st.sampled_from(choices(state)))
+
+
 def machine_for(
     build: Build, jobs: int = 1, workers: int = 2, *, watch: Collection[str] | None = None
 ) -> type[RuleBasedStateMachine]:
@@ -48,10 +53,6 @@ def machine_for(
     names = scenario.workers
     watched = None if watch is None else frozenset(watch)
     store = Store.memory()
-
-    def one_of(choices: Callable[[Any], list[str]]) -> st.SearchStrategy[str]:
-        """A worker from those the machine, as it stands when the rule runs, offers."""
-        return st.runner().flatmap(lambda state: st.sampled_from(choices(state)))
 
     class SimulationMachine(RuleBasedStateMachine):
         rules_run = 0

@@ -25,16 +25,27 @@ CHUNK = 250
 
 @dataclass
 class SeedOutcome:
+    """A run that violated an invariant: enough to report it and to shrink it."""
+
     seed: int
     steps: int
     violated: list[str]
     tape: list[int]
     labels: list[str]
-    marks: Counter[str]
 
     def case(self, jobs: int, workers: int) -> Case:
-        """This run as a case for the shrinker (a failing run keeps its tape)."""
+        """This run as a case for the shrinker."""
         return Case(jobs, workers, tuple(self.tape), tuple(self.labels))
+
+
+@dataclass
+class Chunk:
+    """What a summary needs of some seeds: the violating runs, and only the totals of the
+    rest (a process hands back this much, not one record per seed)."""
+
+    steps: int = 0
+    marks: Counter[str] = field(default_factory=Counter)
+    failing: list[SeedOutcome] = field(default_factory=list)
 
 
 @dataclass
@@ -64,50 +75,21 @@ def run_seeds(
     seeds: Sequence[int],
     scheduler: str,
     stop_on: Collection[str] | None = None,
-) -> list[SeedOutcome]:
+) -> Chunk:
     """Run each seed; keep only what a summary needs (the store is reused, not kept)."""
     scenario = build(jobs, workers)
     store = new_run_store()
-    outcomes = []
+    chunk = Chunk()
     for seed in seeds:
         result = Simulation(seed, scenario, scheduler=scheduler, store=store, stop_on=stop_on).run()
-        outcomes.append(
-            SeedOutcome(
-                seed,
-                result.steps,
-                result.violated(),
-                list(result.tape) if result.violations else [],
-                list(result.labels) if result.violations else [],
-                Counter(result.marks),
+        chunk.steps += result.steps
+        chunk.marks.update(result.marks)
+        if result.violations:
+            chunk.failing.append(
+                SeedOutcome(
+                    seed, result.steps, result.violated(), list(result.tape), list(result.labels)
+                )
             )
-        )
-    return outcomes
-
-
-@dataclass
-class Chunk:
-    """What a summary needs of a chunk of seeds: the violating runs, and only the totals of
-    the rest (a process hands back this much, not one record per seed)."""
-
-    steps: int = 0
-    marks: Counter[str] = field(default_factory=Counter)
-    failing: list[SeedOutcome] = field(default_factory=list)
-
-
-def run_chunk(
-    build: Build,
-    jobs: int,
-    workers: int,
-    seeds: Sequence[int],
-    scheduler: str,
-    stop_on: Collection[str] | None = None,
-) -> Chunk:
-    chunk = Chunk()
-    for outcome in run_seeds(build, jobs, workers, seeds, scheduler, stop_on):
-        chunk.steps += outcome.steps
-        chunk.marks.update(outcome.marks)
-        if outcome.violated:
-            chunk.failing.append(outcome)
     return chunk
 
 
@@ -134,14 +116,14 @@ def explore(
     results: dict[int, Chunk] = {}
     if processes <= 1:
         for index, chunk in enumerate(chunks):
-            results[index] = run_chunk(build, jobs, workers, chunk, scheduler, stop_on)
+            results[index] = run_seeds(build, jobs, workers, chunk, scheduler, stop_on)
             done += len(chunk)
             if progress:
                 progress(done, len(seeds))
     else:
         with ProcessPoolExecutor(processes) as pool:
             futures = {
-                pool.submit(run_chunk, build, jobs, workers, chunk, scheduler, stop_on): index
+                pool.submit(run_seeds, build, jobs, workers, chunk, scheduler, stop_on): index
                 for index, chunk in enumerate(chunks)
             }
             for future in as_completed(futures):

@@ -135,7 +135,10 @@ class Mirror:
                 ready = True
                 break
         for execution in self.executions.values():
-            if execution["status"] in _OPEN and execution["lease_expires_at"] <= now:
+            if (
+                execution["status"] in states.EXECUTION_OPEN
+                and execution["lease_expires_at"] <= now
+            ):
                 job = jobs.get(execution["job_id"])
                 if (
                     job is not None
@@ -158,9 +161,6 @@ class Mirror:
             if execution["status"] in states.EXECUTION_OPEN and execution["lease_expires_at"] > now
         )
         return min(times, default=None)
-
-
-_OPEN = states.EXECUTION_OPEN
 
 
 def _key(effect: dict[str, Any]) -> tuple[str, str]:

@@ -155,10 +155,10 @@ def start(db: str, folder: Path, name: str, args: argparse.Namespace) -> Running
     return Running(process, log)
 
 
-def wait_until_ended(db: str) -> None:
-    """Until every job is SUCCEEDED or DEAD, or the wait runs out (then the jobs still
-    open are counted as lost)."""
-    deadline = time.monotonic() + QUIET_WAIT_S
+def wait_until_ended(db: str, wait_s: float = QUIET_WAIT_S) -> bool:
+    """Until every job is SUCCEEDED or DEAD (True), or `wait_s` runs out (False: the torture
+    counts the jobs still open as lost)."""
+    deadline = time.monotonic() + wait_s
     store = open_store(db, create=False)  # not read-only: that reads a file with no writer
     # attached yet as immutable, and would never see the workers' progress
     try:
@@ -167,8 +167,9 @@ def wait_until_ended(db: str) -> None:
                 "SELECT count(*) FROM jobs WHERE state NOT IN ('SUCCEEDED', 'DEAD')"
             )[0]
             if open_jobs == 0:
-                return
+                return True
             time.sleep(0.05)
+        return False
     finally:
         store.close()
 

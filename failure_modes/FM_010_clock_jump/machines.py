@@ -16,13 +16,13 @@ import random
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from runtime.queue import Queue
 from runtime.stores import open_store, time_authority
 from torture.handlers import KIND
+from torture.run import wait_until_ended
 
 FMLAB = Path(sys.executable).parent / "fmlab"
 SKEW_S = -45.0
@@ -54,11 +54,8 @@ def run_two_machines(url: str, tmp: Path, *without: str) -> Outcome:
         for name, skew in (("slow", SKEW_S), ("fast", 0.0))
     }
     try:
-        deadline = time.monotonic() + WAIT_S
-        while store.one("SELECT count(*) FROM jobs WHERE state IN ('PENDING', 'RUNNING')")[0]:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"the jobs did not end within {WAIT_S:g} s")
-            time.sleep(0.05)
+        if not wait_until_ended(url, WAIT_S):
+            raise AssertionError(f"the jobs did not end within {WAIT_S:g} s")
     finally:
         store.close()
         for process in machines.values():

@@ -12,7 +12,6 @@ import random
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from runtime.clock import SystemClock
 from runtime.queue import Queue
 from runtime.store import Store
 from torture.handlers import KIND
+from torture.run import wait_until_ended
 
 FMLAB = Path(sys.executable).parent / "fmlab"
 PROCESSES = 4
@@ -51,11 +51,8 @@ def run_workers(tmp: Path, *without: str) -> Outcome:
     logs = [tmp / f"w{n}.log" for n in range(1, PROCESSES + 1)]
     workers = [_start(db, log, levers) for log in logs]
     try:
-        deadline = time.monotonic() + WAIT_S
-        while store.one("SELECT count(*) FROM jobs WHERE state IN ('PENDING', 'RUNNING')")[0]:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"the jobs did not end within {WAIT_S:g} s")
-            time.sleep(0.05)
+        if not wait_until_ended(str(db), WAIT_S):
+            raise AssertionError(f"the jobs did not end within {WAIT_S:g} s")
     finally:
         for process in workers:
             process.send_signal(signal.SIGTERM)
