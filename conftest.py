@@ -5,6 +5,8 @@ import pytest
 
 from tests.backends import BACKENDS, Schemas, server_url, stores
 
+pytest.register_assert_rewrite("failure_modes.proof")  # its failures show their values
+
 
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest):

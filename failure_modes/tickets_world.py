@@ -11,7 +11,7 @@ from dataclasses import replace
 
 from runtime.faults import SITES, FaultMix
 from runtime.policies import Policies
-from runtime.sim import Scenario, worker_names
+from runtime.sim import RunResult, Scenario, worker_names
 from runtime.tickets.projector import HANDLERS
 from runtime.tickets.world import TicketsWorld
 
@@ -49,3 +49,31 @@ def world(
             tickets, changes=changes, reads=reads, rebuilds=rebuilds, reconcile=reconcile
         ),
     )
+
+
+# What a run logged, as the tests of these failure modes read it.
+
+
+def reads(result: RunResult) -> list[tuple[int, int, int | None]]:
+    """(seq, ticket, version seen) of every logged read; None: no row."""
+    return [
+        (e.seq, e.detail["ticket"], e.detail["version"])
+        for e in result.events
+        if e.type == "ticket.read"
+    ]
+
+
+def projections(result: RunResult, ticket: int = 1) -> list[tuple]:
+    """(worker, job, version, the version it replaced or "skipped"), as the log tells each
+    projection of `ticket` that reached the read model."""
+    return [
+        (
+            e.worker,
+            e.job_id,
+            e.detail["version"],
+            "skipped" if e.type == "ticket.projection_skipped" else e.detail["replaced"],
+        )
+        for e in result.events
+        if e.type in ("ticket.projected", "ticket.projection_skipped")
+        and e.detail["ticket"] == ticket
+    ]

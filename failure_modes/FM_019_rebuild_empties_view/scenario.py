@@ -48,14 +48,24 @@ def scenario(
     return tickets_world.world(policies, jobs, workers, mix, rebuilds=REBUILDS, reads=READS)
 
 
+def quiet(
+    policies: Policies, tickets: int = 1, *, changes: int = 0, workers: int = 1
+) -> Simulation:
+    """A scripted world: the agent opens `tickets` tickets (each changed `changes` times),
+    `workers` projectors, a reader with two reads a command, one rebuild; no fault site, so
+    whatever goes wrong, the schedule did it."""
+    mix = FaultMix(sites=())
+    world = tickets_world.world(
+        policies, tickets, workers, mix, changes=changes, reads=2, rebuilds=1
+    )
+    return Simulation(0, world)
+
+
 def run(policies: Policies = GUARDED, seed: int | None = None) -> RunResult:
     """The scripted schedule, or with a seed one explored run of `scenario(policies)`."""
     if seed is not None:
         return Simulation(seed, scenario(policies)).run()
-    quiet = FaultMix(sites=())  # no fault site: whatever goes wrong, the schedule did it
-    # One ticket, opened and never changed: one command, so two reads (reads x commands).
-    world = tickets_world.world(policies, 1, 1, quiet, changes=0, reads=2, rebuilds=1)
-    sim = Simulation(0, world)
+    sim = quiet(policies)  # one ticket, never changed: one command, so two reads
     sim.act(AGENT)  # the agent opens ticket 1, at version 1, with its projection job
     sim.drain("w1")  # w1 projects it: the read model holds ticket 1 at version 1
     sim.act(READER)  # the reader reads ticket 1: version 1

@@ -10,8 +10,8 @@ import functools
 import pytest
 
 from failure_modes.FM_001_duplicate_retry import scenario
+from failure_modes.proof import explored_clean
 from runtime import effects, states
-from runtime.explore import explore
 from runtime.faults import CrashAfter, FaultPlan
 from runtime.policies import GUARDED
 from runtime.sim import Scenario, Simulation
@@ -33,10 +33,7 @@ def test_every_explored_run_holds_and_the_guard_was_put_to_work(chunk):
     lost acks, clock jumps, failed transactions): no violation, and the commit boundary
     absorbed repeated effects, so the pass is not vacuous."""
     seeds = SEEDS[chunk * 200 : (chunk + 1) * 200]
-    summary = explore(BUILD, seeds, jobs=3, workers=2)
-    assert summary.failing == {}, summary.failing
-    for mark in scenario.META.marks:
-        assert summary.marks[mark] > 0, f"{mark} never hit in seeds {seeds}"
+    explored_clean(BUILD, scenario.META, seeds, jobs=3, workers=2)
 
 
 def test_recovery_after_a_crash_between_commit_and_ack():

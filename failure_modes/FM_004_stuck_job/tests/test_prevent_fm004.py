@@ -12,8 +12,8 @@ import pytest
 
 from failure_modes.FM_001_duplicate_retry import scenario as fm001
 from failure_modes.FM_004_stuck_job import scenario
+from failure_modes.proof import explored_clean
 from runtime import effects
-from runtime.explore import explore
 from runtime.policies import GUARDED
 
 SEEDS = range(500)
@@ -42,10 +42,7 @@ def test_every_explored_run_holds_and_the_guard_was_put_to_work(chunk):
     lost acks, clock jumps, failed transactions): no violation, and the reaper rescued
     expired leases, so the pass is not vacuous."""
     seeds = SEEDS[chunk * 250 : (chunk + 1) * 250]
-    summary = explore(BUILD, seeds, jobs=3, workers=2)
-    assert summary.failing == {}, summary.failing
-    for mark in scenario.META.marks:
-        assert summary.marks[mark] > 0, f"{mark} never hit in seeds {seeds}"
+    explored_clean(BUILD, scenario.META, seeds, jobs=3, workers=2)
 
 
 def test_a_worker_that_was_only_slow_loses_its_job_safely():

@@ -12,8 +12,8 @@ import functools
 import pytest
 
 from failure_modes.FM_013_lost_intent import scenario
+from failure_modes.proof import explored_clean
 from runtime import effects, invariants
-from runtime.explore import explore
 from runtime.faults import FaultMix
 from runtime.intents import lifecycle
 from runtime.intents.log import PROJECT, PROJECTION, SYNC, SYNC_TARGET
@@ -163,9 +163,6 @@ def test_every_explored_run_holds_and_the_guard_was_put_to_work(chunk):
     `fault.client_crash`, 21 and 23 times in the two chunks). No violation: a dead client
     loses only what it had not committed, and that was never acknowledged."""
     seeds = SEEDS[chunk * 250 : (chunk + 1) * 250]
-    summary = explore(BUILD, seeds, jobs=3, workers=2)
-    assert summary.failing == {}, summary.failing
-    for mark in scenario.META.marks:
-        assert summary.marks[mark] > 0, f"{mark} never hit in seeds {seeds}"
+    summary = explored_clean(BUILD, scenario.META, seeds, jobs=3, workers=2)
     assert summary.marks["fault.crash"] > 0  # workers died too, and their jobs were rescued
     assert summary.marks["reaper.rescued"] > 0

@@ -13,9 +13,10 @@ import functools
 
 import pytest
 
+from failure_modes import tickets_world
 from failure_modes.FM_018_projector_race import scenario
+from failure_modes.proof import explored_clean
 from runtime import invariants
-from runtime.explore import explore
 from runtime.policies import GUARDED
 from runtime.sim import RunResult, Simulation
 from runtime.tickets import lag
@@ -24,26 +25,6 @@ from runtime.tickets.world import AGENT, READER
 SEEDS = range(500)
 BUILD = functools.partial(scenario.scenario, GUARDED)
 JOBS, WORKERS = scenario.META.world
-
-
-def projections(result: RunResult, ticket: int = 1) -> list[tuple]:
-    """(worker, job, version, the version it replaced or "skipped"), as the log tells each
-    projection of `ticket` that reached the read model."""
-    return [
-        (
-            e.worker,
-            e.job_id,
-            e.detail["version"],
-            "skipped" if e.type == "ticket.projection_skipped" else e.detail["replaced"],
-        )
-        for e in result.events
-        if e.type in ("ticket.projected", "ticket.projection_skipped")
-        and e.detail["ticket"] == ticket
-    ]
-
-
-def reads(result: RunResult) -> list[int | None]:
-    return [e.detail["version"] for e in result.events if e.type == "ticket.read"]
 
 
 def raced(result: RunResult) -> list[int]:
@@ -78,7 +59,7 @@ def test_scripted_schedule_holds_every_invariant():
     ]
     counts = result.store.tuples("SELECT status, tickets FROM ticket_status_counts WHERE tickets")
     assert counts == [("in_progress", 1)]
-    assert reads(result) == [2, 2]
+    assert [version for _, _, version in tickets_world.reads(result)] == [2, 2]
     later = lag.projection(result.store, result.events[-1].at + 1.0)
     assert (later.unprojected_oldest_ms, later.stranded) == (0.0, False)
 
@@ -91,7 +72,7 @@ def test_w1_s_write_is_refused_by_the_write_itself():
     a stale projection, not a failure to retry."""
     result = scenario.run(GUARDED)
 
-    assert projections(result) == [("w2", 2, 2, 0), ("w1", 1, 1, "skipped")]
+    assert tickets_world.projections(result) == [("w2", 2, 2, 0), ("w1", 1, 1, "skipped")]
     skipped = result.events[15 - 1]
     assert (skipped.type, skipped.worker, skipped.job_id, skipped.execution_id) == (
         "ticket.projection_skipped",
@@ -169,10 +150,10 @@ def test_every_order_of_the_two_projectors_ends_at_version_2(order, breaks_the_b
 
         if lever_off and breaks_the_baseline:
             assert result.violated() == ["INV_012"], order.__name__
-            assert reads(result) == [1]
+            assert [version for _, _, version in tickets_world.reads(result)] == [1]
         else:
             assert result.violations == [], (order.__name__, policies)
-            assert reads(result) == [2]
+            assert [version for _, _, version in tickets_world.reads(result)] == [2]
 
 
 def test_the_seed_that_broke_the_baseline_holds():
@@ -184,7 +165,7 @@ def test_the_seed_that_broke_the_baseline_holds():
 
     assert result.violations == []
     assert result.tape == scenario.run(GUARDED.without("conditional_write"), 6).tape
-    assert projections(result, ticket=2) == [
+    assert tickets_world.projections(result, ticket=2) == [
         ("w1", 5, 1, 0),
         ("w2", 7, 3, 1),
         ("w1", 6, 2, "skipped"),
@@ -219,9 +200,6 @@ def test_every_explored_run_holds_and_the_guard_was_put_to_work(chunk):
     reader, every fault site and the agent's crash. No violation, and projections were
     skipped by the write (mark `projection.skipped`, 448 and 459 times in the two chunks)."""
     seeds = SEEDS[chunk * 250 : (chunk + 1) * 250]
-    summary = explore(BUILD, seeds, jobs=JOBS, workers=WORKERS)
-    assert summary.failing == {}, summary.failing
-    for mark in scenario.META.marks:
-        assert summary.marks[mark] > 0, f"{mark} never hit in seeds {seeds}"
+    summary = explored_clean(BUILD, scenario.META, seeds, jobs=JOBS, workers=WORKERS)
     assert summary.marks["fault.client_crash"] > 0  # the agent died, too
     assert summary.marks["fault.crash"] > 0  # and projectors, whose jobs were rescued

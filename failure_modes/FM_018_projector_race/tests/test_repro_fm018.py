@@ -14,6 +14,7 @@ import functools
 
 import pytest
 
+from failure_modes import tickets_world
 from failure_modes.FM_018_projector_race import scenario
 from runtime import invariants
 from runtime.clock import SimClock
@@ -38,22 +39,6 @@ def by_inv(result: RunResult, inv: str):
     return [v for v in result.violations if v.inv == inv]
 
 
-def projections(result: RunResult, ticket: int = 1) -> list[tuple]:
-    """(worker, job, version, the version it replaced or "skipped"), as the log tells each
-    projection of `ticket` that reached the read model."""
-    return [
-        (
-            e.worker,
-            e.job_id,
-            e.detail["version"],
-            "skipped" if e.type == "ticket.projection_skipped" else e.detail["replaced"],
-        )
-        for e in result.events
-        if e.type in ("ticket.projected", "ticket.projection_skipped")
-        and e.detail["ticket"] == ticket
-    ]
-
-
 def checks(store, ticket: int = 1) -> list[tuple]:
     """(job, execution, version carried, version read before the commit), for each recorded
     projection of `ticket`: the read travels in the effect, as a credit's balance does."""
@@ -63,10 +48,6 @@ def checks(store, ticket: int = 1) -> list[tuple]:
         " WHERE json_extract(detail, '$.ticket') = ? ORDER BY id",
         (ticket,),
     )
-
-
-def reads(result: RunResult) -> list[int | None]:
-    return [e.detail["version"] for e in result.events if e.type == "ticket.read"]
 
 
 def test_an_older_projection_overwrites_a_newer_one():
@@ -104,7 +85,7 @@ def test_w1_wrote_on_a_check_made_before_w2_committed():
     result = scenario.run(BASELINE)
 
     assert checks(result.store) == [(2, 2, 2, None), (1, 1, 1, None)]
-    assert projections(result) == [("w2", 2, 2, 0), ("w1", 1, 1, 2)]
+    assert tickets_world.projections(result) == [("w2", 2, 2, 0), ("w1", 1, 1, 2)]
     assert result.marks["projection.skipped"] == 0
 
 
@@ -186,10 +167,10 @@ def test_a_check_made_after_the_other_commit_is_safe_even_here():
 
     assert result.violations == []
     assert checks(result.store) == [(2, 2, 2, None), (1, 1, 1, 2)]
-    assert projections(result) == [("w2", 2, 2, 0), ("w1", 1, 1, "skipped")]
+    assert tickets_world.projections(result) == [("w2", 2, 2, 0), ("w1", 1, 1, "skipped")]
     [skipped] = [e for e in result.events if e.type == "ticket.projection_skipped"]
     assert skipped.detail == {"ticket": 1, "version": 1, "view_version": 2}
-    assert reads(result) == [2, 2]
+    assert [version for _, _, version in tickets_world.reads(result)] == [2, 2]
 
 
 def test_the_same_seed_gives_the_same_timeline():
@@ -219,7 +200,11 @@ def test_explored_seed_6_loses_a_ticket_s_last_change():
     )
     assert wrong.evidence == Evidence(jobs=(5, 6, 7), events=(19, 63))
     assert checks(result.store, ticket=2) == [(5, 5, 1, None), (7, 7, 3, 1), (6, 6, 2, 1)]
-    assert projections(result, ticket=2) == [("w1", 5, 1, 0), ("w2", 7, 3, 1), ("w1", 6, 2, 3)]
+    assert tickets_world.projections(result, ticket=2) == [
+        ("w1", 5, 1, 0),
+        ("w2", 7, 3, 1),
+        ("w1", 6, 2, 3),
+    ]
     changed = [e.detail["version"] for e in result.events if e.type == "ticket.changed"]
     assert changed == [1, 2, 3, 4, 1, 2, 3]  # ticket 1 closed at 4; ticket 2 never closed
     assert [e.type for e in result.events].count("fault.client_crash") == 1
@@ -244,5 +229,5 @@ def test_the_failure_shrinks_to_one_ticket_and_two_turns():
     assert mattered == ["next: w2", "next: agent"], mattered
     assert not [e for e in result.events if e.type.startswith("fault.")]
     assert checks(result.store) == [(2, 2, 2, None), (1, 1, 1, None)]
-    assert projections(result) == [("w1", 2, 2, 0), ("w2", 1, 1, 2)]
+    assert tickets_world.projections(result) == [("w1", 2, 2, 0), ("w2", 1, 1, 2)]
     assert [v.message for v in result.violations] == [ROW, COUNTS]

@@ -16,33 +16,12 @@ import pytest
 from failure_modes import tickets_world
 from failure_modes.FM_019_rebuild_empties_view import scenario
 from runtime import invariants
-from runtime.faults import FaultMix
 from runtime.policies import GUARDED
-from runtime.sim import RunResult, Simulation
+from runtime.sim import Simulation
 from runtime.tickets import views
 from runtime.tickets.world import AGENT, READER, REBUILDER
 
 SEEDS = range(500)
-QUIET = FaultMix(sites=())
-"""No fault site: whatever goes wrong, the schedule did it."""
-
-
-def tickets(count: int = 1, *, changes: int = 0, workers: int = 1) -> Simulation:
-    """The agent opens `count` tickets (each changed `changes` times), `workers`
-    projectors, a reader with reads to spare, one rebuild; no fault."""
-    world = tickets_world.world(
-        GUARDED, count, workers, QUIET, changes=changes, reads=2, rebuilds=1
-    )
-    return Simulation(0, world)
-
-
-def reads(result: RunResult) -> list[tuple[int, int, int | None]]:
-    """(seq, ticket, version seen) of every logged read; None: no row."""
-    return [
-        (e.seq, e.detail["ticket"], e.detail["version"])
-        for e in result.events
-        if e.type == "ticket.read"
-    ]
 
 
 def shadows(sim: Simulation) -> list[str]:
@@ -62,7 +41,7 @@ def test_scripted_schedule_holds_every_invariant():
 
     assert result.violations == []
     assert invariants.check(result.store, final=True) == []
-    assert reads(result) == [(9, 1, 1), (11, 1, 1)]
+    assert tickets_world.reads(result) == [(9, 1, 1), (11, 1, 1)]
     [rebuilt] = [e for e in result.events if e.type == "ticket.views_rebuilt"]
     assert rebuilt.detail == {"started": 10, "tickets": 1, "taken_from_live": 0, "batches": 2}
     assert (result.marks["read.during_rebuild"], result.marks["rebuild.swapped"]) == (1, 1)
@@ -73,7 +52,7 @@ def test_the_old_table_serves_every_read_until_the_swap():
     has both and the counts say 2 open, and a check of the database finds nothing wrong:
     the work in progress is in a table of its own, named after the event that started the
     rebuild, and gone once it is swapped in."""
-    sim = tickets(2)
+    sim = scenario.quiet(GUARDED, 2)
     sim.act(AGENT)
     sim.act(AGENT)
     sim.drain("w1")
@@ -106,7 +85,7 @@ def test_a_projection_made_during_the_fill_is_taken_in_at_the_swap():
     1, and the row would stay behind its ticket for good (its projection is done). Instead
     the swap takes the newer live row into the shadow first: `taken_from_live` 1, and the
     row after the swap is version 2."""
-    sim = tickets(changes=1)
+    sim = scenario.quiet(GUARDED, changes=1)
     sim.act(AGENT)
     sim.drain("w1")
     sim.act(READER)  # version 1
@@ -127,7 +106,7 @@ def test_a_projection_made_during_the_fill_is_taken_in_at_the_swap():
     assert rebuilt.detail["taken_from_live"] == 1
     assert rows(result.store) == [(1, 2, "in_progress")]
     assert views.status_counts(result.store) == {"in_progress": 1}
-    assert [version for _, _, version in reads(result)] == [1, 2, 2]
+    assert [version for _, _, version in tickets_world.reads(result)] == [1, 2, 2]
 
 
 def test_a_late_projection_still_meets_the_row_it_must_lose_to():
@@ -135,7 +114,7 @@ def test_a_late_projection_still_meets_the_row_it_must_lose_to():
     reader reads it, the rebuild starts, and w1 commits. The live table was never emptied,
     so the version guard finds version 2 there and skips the late write; the reader reads
     version 2 again."""
-    sim = tickets(changes=1, workers=2)
+    sim = scenario.quiet(GUARDED, changes=1, workers=2)
     sim.act(AGENT)
     sim.act(AGENT)
     sim.step("w1", until="started")  # version 1, in w1's hands
@@ -155,7 +134,7 @@ def test_a_late_projection_still_meets_the_row_it_must_lose_to():
         1,
         2,
     )
-    assert [version for _, _, version in reads(result)] == [2, 2]
+    assert [version for _, _, version in tickets_world.reads(result)] == [2, 2]
 
 
 def explored(seeds: range) -> tuple[dict[int, list[str]], Counter[str], int]:

@@ -14,38 +14,17 @@ from failure_modes import tickets_world
 from failure_modes.FM_019_rebuild_empties_view import scenario
 from runtime import invariants
 from runtime.explore import explore
-from runtime.faults import FaultMix
 from runtime.invariants.evidence import Evidence
 from runtime.policies import GUARDED
 from runtime.shrink import replay, shrink
-from runtime.sim import RunResult, Simulation
+from runtime.sim import Simulation
 from runtime.tickets import lag, views
 from runtime.tickets.world import AGENT, READER, REBUILDER
 
 BASELINE = GUARDED.without("shadow_swap")
 BUILD = functools.partial(scenario.scenario, BASELINE)
-QUIET = FaultMix(sites=())
-"""No fault site: whatever goes wrong, the schedule did it."""
 WENT_BACK = "ticket 1 was read at version 1, then at no row: the read model went back"
 MISSING = "ticket 1 is in the write model at version 1 but not in the read model"
-
-
-def tickets(count: int = 1, *, changes: int = 0, workers: int = 1) -> Simulation:
-    """The agent opens `count` tickets (each changed `changes` times), `workers`
-    projectors, a reader with reads to spare, one rebuild; no fault."""
-    world = tickets_world.world(
-        BASELINE, count, workers, QUIET, changes=changes, reads=2, rebuilds=1
-    )
-    return Simulation(0, world)
-
-
-def reads(result: RunResult) -> list[tuple[int, int, int | None]]:
-    """(seq, ticket, version seen) of every logged read; None: no row."""
-    return [
-        (e.seq, e.detail["ticket"], e.detail["version"])
-        for e in result.events
-        if e.type == "ticket.read"
-    ]
 
 
 def rebuilding_to_the_end(sim: Simulation) -> list[str]:
@@ -75,7 +54,7 @@ def test_what_the_reader_saw_at_each_read():
     the window, and only the reader's own log remembers it."""
     result = scenario.run(BASELINE)
 
-    assert reads(result) == [(9, 1, 1), (11, 1, None)]
+    assert tickets_world.reads(result) == [(9, 1, 1), (11, 1, None)]
     between = [e.type for e in result.events if 9 < e.seq < 11]
     assert between == ["ticket.rebuild_started"]
     [rebuilt] = [e for e in result.events if e.type == "ticket.views_rebuilt"]
@@ -94,7 +73,7 @@ def test_the_window_is_in_the_database_not_in_the_reader():
     Two `filled` steps follow (ticket 1, then the batch that finds no more tickets) and
     the recount; after them the database is consistent again, and nothing in it says the
     window was ever open."""
-    sim = tickets()
+    sim = scenario.quiet(BASELINE)
     sim.act(AGENT)
     sim.drain("w1")
     sim.advance(1.0)
@@ -116,7 +95,7 @@ def test_a_list_in_the_window_is_empty_then_partial_while_the_counts_say_two():
     """Two tickets, both projected. A list of the read model after each rebuild step: none
     of them, then ticket 1 alone, then both. The status counts are untouched until the
     recount, so all along they say 2 open: a page showing "Open (2)" above an empty list."""
-    sim = tickets(2)
+    sim = scenario.quiet(BASELINE, 2)
     sim.act(AGENT)
     sim.act(AGENT)
     sim.drain("w1")
@@ -147,7 +126,7 @@ def test_a_late_projection_lands_in_the_emptied_table():
     written as if it were new. The reader reads version 1 after version 2. The rebuild's
     fill then writes version 2 again from the write model, so the final row is right, and
     the read that went back stays in the log."""
-    sim = tickets(changes=1, workers=2)
+    sim = scenario.quiet(BASELINE, changes=1, workers=2)
     assert [sim.act(AGENT), sim.act(AGENT)] == ["committed", "committed"]
     assert sim.step("w1", until="started") == "started"  # version 1, in w1's hands
     sim.drain("w2")  # version 2 is projected
@@ -158,7 +137,7 @@ def test_a_late_projection_lands_in_the_emptied_table():
     rebuilding_to_the_end(sim)
     result = sim.finish()
 
-    assert reads(result) == [(13, 1, 2), (19, 1, 1)]
+    assert tickets_world.reads(result) == [(13, 1, 2), (19, 1, 1)]
     [late] = [e for e in result.events if e.type == "ticket.projected" and e.job_id == 1]
     assert (late.seq, late.detail["version"], late.detail["replaced"]) == (16, 1, 0)
     went_back = "ticket 1 was read at version 2, then at version 1: the read model went back"
@@ -216,7 +195,7 @@ def test_the_first_explored_failure_reads_across_an_emptied_table():
         (17, "ticket.rebuild_started"),
         (33, "ticket.views_rebuilt"),
     ]
-    assert reads(result)[:3] == [(12, 1, 3), (13, 1, 3), (20, 1, None)]
+    assert tickets_world.reads(result)[:3] == [(12, 1, 3), (13, 1, 3), (20, 1, None)]
     [landed] = [e for e in result.events if e.seq == 22]
     assert (landed.type, landed.detail["version"], landed.detail["replaced"]) == (
         "ticket.projected",
