@@ -523,11 +523,30 @@ def dumps(value: Any) -> str:
 
     NaN and Infinity are refused (ValueError): Python writes them, but they are not JSON.
     """
-    return _CANONICAL.encode(value)
+    if _ENCODE is None:
+        return _CANONICAL.encode(value)
+    return "".join(_ENCODE(value, 0))
 
 
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False)
 """One encoder for every event: `json.dumps` with options builds a new one per call."""
+_ENCODE = (
+    None
+    if json.encoder.c_make_encoder is None
+    else json.encoder.c_make_encoder(
+        None,  # no check for circular values: an event's detail is a tree of plain values
+        _CANONICAL.default,
+        json.encoder.encode_basestring_ascii,
+        None,
+        _CANONICAL.key_separator,
+        _CANONICAL.item_separator,
+        _CANONICAL.sort_keys,
+        _CANONICAL.skipkeys,
+        _CANONICAL.allow_nan,
+    )
+)
+"""`_CANONICAL`'s own C encoder, made once: `JSONEncoder.encode` makes a new one for every
+value, which took most of an event's encoding time (an event a simulator step, at least)."""
 
 
 def _connect(target: str, *, uri: bool = False) -> sqlite3.Connection:
