@@ -36,6 +36,9 @@ class Mirror:
         self.effects_by_job: dict[int, list[int]] = defaultdict(list)
         self.effects_by_key: dict[tuple[str, str], list[int]] = defaultdict(list)
         """Per (sink, key), the ids of the effects recorded under it, oldest first."""
+        self.fresh_effects: list[int] = []
+        """The ids of the effect rows the latest refresh found written (every row, when it
+        read them all): a key none of them carries has the same effects as before."""
         self._read_all = not (watch and from_empty)
         self._change = 0
         """The number of the last change read from `fmlab_changes` (when watching)."""
@@ -53,16 +56,21 @@ class Mirror:
             return self._read_whole(after_seq)
         jobs: set[int] = set()
         events: list[Event] = []
+        if self.fresh_effects:
+            self.fresh_effects = []
         written = self.store.rows_written()
         if written == self._rows_written:
             return jobs, events
         self._rows_written = written
         changes = changes_after(self.store, self._change)
         for change in changes:
-            if change[0] == "events":
+            table = change[0]
+            if table == "events":
                 events.append(event(*change[1:8]))
-            else:
-                jobs.add(self._apply(change))
+                continue
+            jobs.add(self._apply(change))
+            if table == "effects":
+                self.fresh_effects.append(change[1])
         if changes:
             self._change = changes[-1][-1]
         return jobs, events
@@ -82,6 +90,7 @@ class Mirror:
             columns = COLUMNS[table]
             for row in store.tuples(f"SELECT {', '.join(columns)} FROM {table} ORDER BY id"):
                 jobs.add(self._apply((table, *row)))
+        self.fresh_effects = list(self.effects)
         return jobs, store.events(after_seq)
 
     def _apply(self, change: tuple[Any, ...]) -> int:

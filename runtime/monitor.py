@@ -86,6 +86,12 @@ class Monitor:
         """Per effect, the executions whose repeat of it was absorbed."""
         self.absorbed_jobs: set[int] = set()
         self.error_events: dict[int, list[Event]] = defaultdict(list)
+        """Per job, the events that carry an error, in log order; only ever added to."""
+        self.signalled: dict[tuple[str, int], tuple[str | None, ...]] = {}
+        """INV_005's clean verdicts: per ended execution ("execution", id), its status and
+        error, and per job ("job", id), its last error, when an error event was found to
+        carry them. Error events are only ever added, so such a verdict holds for as long
+        as the row still says the same."""
         self.leases: dict[int, list[Event]] = defaultdict(list)
         self.last_sweep: Event | None = None
         self.replayed: dict[str, dict[int, str | None]] = {"job": {}, "execution": {}}

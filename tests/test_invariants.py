@@ -8,11 +8,15 @@ seqs). Each forgery breaks one thing only, so each test expects exactly one viol
 real run through Queue and Worker, using every verb, must report nothing at all.
 """
 
+import random
+
 import pytest
 
+from runtime.clock import SimClock
 from runtime.effects import Effect
 from runtime.errors import LeaseLost
 from runtime.invariants import APPEND_ONLY_TRIGGERS, INVARIANTS, Evidence, Violation, check
+from runtime.monitor import Monitor
 from runtime.queue import REAPER, Job, Lease, Queue
 from runtime.store import Event, Store, Tx
 from runtime.worker import Worker
@@ -416,6 +420,49 @@ def test_inv_005_finds_a_last_error_no_event_carries():
 
     assert violation.message == "job 1's last error 'ConnectionError: mail' appears in no event"
     assert violation.evidence.jobs == (1,)
+
+
+def test_inv_005_a_clean_verdict_kept_by_the_watching_monitor_is_dropped_when_the_row_changes():
+    """The per-step monitor does not work out again a verdict it found clean while the row
+    says the same (`Monitor.signalled`): a row rewritten since must be looked at anew."""
+    store = Store.memory()
+    queue = Queue(store, SimClock(), random.Random(0), POLICIES)
+    monitor = Monitor(store, INVARIANTS, watch=True)
+    queue.submit("award_points", ORDER)
+    queue.fail(queue.lease("w1"), "TimeoutError: ledger")
+    assert monitor.check() == []
+    with store.transaction() as tx:  # the attempt's error and the job's, rewritten unlogged
+        tx.execute("UPDATE executions SET error = 'ConnectionError: mail' WHERE id = 1")
+        tx.execute("UPDATE jobs SET last_error = 'ConnectionError: mail' WHERE id = 1")
+
+    found = [v.message for v in monitor.check()]
+
+    assert found == [
+        "execution 1 of job 1 ended FAILED with 'ConnectionError: mail', but the"
+        " job.retry_scheduled that ended it says 'TimeoutError: ledger'",
+        "job 1's last error 'ConnectionError: mail' appears in no event",
+    ]
+
+
+def test_inv_001_the_watching_monitor_looks_at_the_key_of_every_effect_written():
+    """The per-step monitor looks only at the keys of the effects written since its last
+    check: a second effect under a key, written by another job, is one of them."""
+    store = Store.memory()
+    queue = Queue(store, SimClock(), random.Random(0), POLICIES)
+    monitor = Monitor(store, INVARIANTS, watch=True)
+    queue.submit("award_points", ORDER)
+    queue.submit("award_points", {**ORDER, "order": 1002})
+    succeeded(queue)
+    lease = queue.lease("w2")
+    assert monitor.check() == []
+    with store.transaction() as tx:  # job 2 writes order 1001's ledger entry again
+        forge_effect(tx, 0.0, job=2, execution=lease.execution_id)
+
+    found = [v.message for v in monitor.check()]
+
+    assert found == [
+        "effect ledger/order-1001 was applied 2 times, by executions 1 and 2 of jobs 1 and 2"
+    ]
 
 
 # --- INV_006: retries are bounded -----------------------------------------------------

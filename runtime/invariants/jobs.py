@@ -27,11 +27,20 @@ WORKER_WRITES = frozenset(
 def check_effect_at_most_once(m: Monitor, final: bool) -> list[Violation]:
     """INV_001: an effect (a sink and a key) is applied at most once, by whichever job:
     the key names the logical effect (order 1001's points), so two jobs for one order
-    applying it twice is the same duplicate as one job applying it twice."""
+    applying it twice is the same duplicate as one job applying it twice.
+
+    A key's verdict moves only when an effect is written under it: each check looks at the
+    keys of the effects written since the last one (the final check, at every key)."""
     keys: dict[tuple[str, str], None] = {}
-    for job in m.dirty:
-        for row in job.effects:
-            keys[row["sink"], row["key"]] = None
+    if final:
+        for job in m.dirty:
+            for row in job.effects:
+                keys[row["sink"], row["key"]] = None
+    else:
+        for effect in m.mirror.fresh_effects:
+            row = m.effects.get(effect)
+            if row is not None:
+                keys[row["sink"], row["key"]] = None
     violations = []
     for sink, key in keys:
         rows = m.mirror.effects_keyed(sink, key)
@@ -269,10 +278,18 @@ _ENDED = frozenset((states.FAILED, states.ABORTED))
 def check_failures_signalled(m: Monitor, final: bool) -> list[Violation]:
     """INV_005: every failure leaves a detectable signal: an event carrying the error. The
     event that ends a failed attempt carries that attempt's own error (a dead job's summary
-    that names no cause is not a signal of what happened)."""
+    that names no cause is not a signal of what happened).
+
+    A verdict found clean is kept (`Monitor.signalled`) and not worked out again while the
+    row says the same: error events are only ever added, and more of them cannot take a
+    signal away."""
     violations = []
+    signalled = m.signalled
     for execution in [x for job in m.dirty for x in job.executions if x["status"] in _ENDED]:
         execution_id, status = execution["id"], execution["status"]
+        said = (status, execution["error"])
+        if signalled.get(("execution", execution_id)) == said:
+            continue
         ending = [
             e
             for e in m.error_events.get(execution["job_id"], ())
@@ -280,7 +297,9 @@ def check_failures_signalled(m: Monitor, final: bool) -> list[Violation]:
             and (e.detail.get("execution_state") or [None, None])[1] == status
         ]
         cause = execution["error"] or ""
-        if not ending:
+        if ending and any(cause in e.detail["error"] for e in ending):
+            signalled["execution", execution_id] = said
+        elif not ending:
             violations.append(
                 Violation(
                     "INV_005",
@@ -289,7 +308,7 @@ def check_failures_signalled(m: Monitor, final: bool) -> list[Violation]:
                     Evidence((execution["job_id"],), (execution_id,)),
                 )
             )
-        elif not any(cause in e.detail["error"] for e in ending):
+        else:
             event = ending[-1]
             violations.append(
                 Violation(
@@ -302,7 +321,11 @@ def check_failures_signalled(m: Monitor, final: bool) -> list[Violation]:
             )
     for view in m.dirty:
         job_id, error = view.id, view.row and view.row["last_error"]
-        if error and not any(e.detail["error"] == error for e in m.error_events.get(job_id, ())):
+        if not error or signalled.get(("job", job_id)) == (error,):
+            continue
+        if any(e.detail["error"] == error for e in m.error_events.get(job_id, ())):
+            signalled["job", job_id] = (error,)
+        else:
             violations.append(
                 Violation(
                     "INV_005",
