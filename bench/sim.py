@@ -17,6 +17,7 @@ import sys
 import textwrap
 import time
 from dataclasses import dataclass
+from unittest import mock
 
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -31,6 +32,7 @@ from hypothesis.stateful import (
 from bench import doc
 from failure_modes.FM_001_duplicate_retry import scenario
 from failure_modes.machine import machine_for, one_of
+from runtime import sim
 from runtime.explore import explore
 from runtime.policies import GUARDED
 
@@ -76,6 +78,8 @@ class Figures:
     """By number of processes."""
     default_world: Explored
     """The default world's, on 2 processes."""
+    unchecked: Explored
+    """The same seeds as on 1 process, with no invariant checked: the runtime's own steps."""
     sqlite: Rate
     """`BEGIN IMMEDIATE; INSERT one row; COMMIT`s."""
     machine: Rate
@@ -93,6 +97,20 @@ def measure_explorer(processes: int, jobs: int = JOBS) -> Explored:
     if summary.failing:
         raise SystemExit(f"the standard scenario broke under GUARDED: {summary.failing}")
     return Explored(processes, Rate(len(seeds), seconds), Rate(summary.steps, seconds))
+
+
+def measure_unchecked(checked: Explored) -> Explored:
+    """The 1-process seeds with no invariant to check: the scheduler still reads the rows
+    it needs after each step, so the timelines (and the steps) are the same; what is left
+    is the runtime's own steps and the simulator's, the most any checking could leave."""
+    with mock.patch.object(sim, "INVARIANTS", ()):
+        unchecked = measure_explorer(1)
+    if unchecked.steps.count != checked.steps.count:
+        raise SystemExit(
+            f"with no invariant checked the seeds took {unchecked.steps.count} steps, not "
+            f"{checked.steps.count}: the timelines differ, so the rates do not compare"
+        )
+    return unchecked
 
 
 def measure_sqlite(transactions: int = SQLITE_TRANSACTIONS) -> Rate:
@@ -177,9 +195,11 @@ def measure() -> Figures:
     explore(STANDARD, range(WARM_UP_SEEDS), jobs=JOBS, workers=WORKERS)
     measure_sqlite(10_000)
     measure_machine(settings(MACHINE, max_examples=5))
+    explored = {n: measure_explorer(n) for n in sorted(SEEDS)}
     return Figures(
-        explored={n: measure_explorer(n) for n in sorted(SEEDS)},
+        explored=explored,
         default_world=measure_explorer(2, jobs=DEFAULT_JOBS),
+        unchecked=measure_unchecked(explored[1]),
         sqlite=measure_sqlite(),
         machine=measure_machine(),
         alone=measure_machine(machine=hypothesis_alone()),
@@ -209,6 +229,7 @@ def section(f: Figures) -> str:
     """The `## Simulator` section, from the figures alone."""
     one, two = f.explored[1], f.explored[2]
     over_hypothesis = one.steps.per_s / f.machine.per_s
+    unchecked_over_hypothesis = f.unchecked.steps.per_s / f.machine.per_s
     over_sqlite = one.steps.per_s / f.sqlite.per_s
     scaling = two.seeds.per_s / one.seeds.per_s
     seeds_goal = (
@@ -227,6 +248,11 @@ def section(f: Figures) -> str:
         ),
         ("simulator steps/s, 1 process", number(one.steps.per_s), ""),
         ("simulator steps/s, 2 processes", number(two.steps.per_s), ""),
+        (
+            "simulator steps/s, 1 process, no invariant checked",
+            number(f.unchecked.steps.per_s),
+            "the runtime's steps and the simulator's alone, on the same timelines",
+        ),
         ("Hypothesis machine steps/s", number(f.machine.per_s), ""),
         (
             "the same machine with nothing behind its rules, steps/s",
@@ -242,6 +268,13 @@ def section(f: Figures) -> str:
             + f"; it needs a step of {micros(1 / (OVER_HYPOTHESIS_GOAL * f.machine.per_s))}"
             f" or less, where one takes {micros(1 / one.steps.per_s)} and a bare"
             f" transaction {micros(1 / f.sqlite.per_s)}",
+        ),
+        (
+            "simulator with no invariant checked ÷ Hypothesis steps/s",
+            times(unchecked_over_hypothesis),
+            "the most any checking could leave: with nothing checked a step still takes "
+            f"{micros(1 / f.unchecked.steps.per_s)}, so no speed of the checks reaches "
+            f"{OVER_HYPOTHESIS_GOAL}x while the runtime's own steps cost what they do",
         ),
         (
             "simulator steps/s ÷ raw SQLite transactions/s",
@@ -261,7 +294,8 @@ def section(f: Figures) -> str:
         "Hypothesis machine (`failure_modes/machine.py`: the same world, its faults chosen "
         f"by its rules) ran {MACHINE.max_examples} programs of up to "
         f"{MACHINE.stateful_step_count} steps, {number(f.machine.count)} steps in all; with "
-        f"nothing behind its rules, {number(f.alone.count)}. "
+        f"nothing behind its rules, {number(f.alone.count)}. The 1-process seeds ran "
+        "again with no invariant registered, on the same timelines. "
         f"SQLite ran {number(f.sqlite.count)} transactions (`BEGIN IMMEDIATE`, `INSERT` of "
         "one small row, `COMMIT`) on `:memory:` in the same process; a simulator step runs "
         "one or more such transactions, then the invariant checks."
