@@ -15,6 +15,7 @@ and has not expired. A refused write changes nothing but a `lease.lost` event.
 import contextlib
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from runtime import accounts, dependency, effects, states
@@ -42,7 +43,7 @@ from runtime.moves import (
     succeed,
 )
 from runtime.policies import GUARDED, Policies
-from runtime.records import Job, Lease, Statistics, job_from_row
+from runtime.records import Job, Lease, Statistics, job_from_row, leased_job
 from runtime.store import Store, Tx, dumps
 from runtime.tickets import projection
 
@@ -230,14 +231,14 @@ class Queue:
         with self.store.transaction() as tx:
             if kinds is None:
                 rows = tx.all(
-                    "SELECT id, attempts, fencing_token FROM jobs"
+                    "SELECT * FROM jobs"
                     " WHERE state = 'PENDING' AND run_at <= ? ORDER BY run_at, id LIMIT ?"
                     + tx.skip_locked,
                     (now, count),
                 )
             else:
                 rows = tx.all(
-                    "SELECT id, attempts, fencing_token FROM jobs WHERE state = 'PENDING'"
+                    "SELECT * FROM jobs WHERE state = 'PENDING'"
                     f" AND run_at <= ? AND kind IN ({', '.join('?' * len(kinds))})"
                     " ORDER BY run_at, id LIMIT ?" + tx.skip_locked,
                     (now, *kinds, count),
@@ -272,7 +273,15 @@ class Queue:
             token=token,
             lease_expires_at=expires_at,
         )
-        lease = Lease(job_id, execution_id, worker, token, attempt, expires_at)
+        lease = Lease(
+            job_id,
+            execution_id,
+            worker,
+            token,
+            attempt,
+            expires_at,
+            leased_job(row, attempt, token, now),
+        )
         if start:
             tx.event(
                 now,
@@ -292,14 +301,7 @@ class Queue:
                 (expires_at, lease.execution_id),
             )
             tx.event(now, "lease.extended", **held_by(lease), lease_expires_at=expires_at)
-            return Lease(
-                lease.job_id,
-                lease.execution_id,
-                lease.worker,
-                lease.fencing_token,
-                lease.attempt,
-                expires_at,
-            )
+            return replace(lease, expires_at=expires_at)
 
         return self._fenced(lease, "heartbeat", extend)
 

@@ -5,7 +5,7 @@ store it came from.
 """
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -35,6 +35,9 @@ class Lease:
     fencing_token: int
     attempt: int
     expires_at: float
+    job: Job | None = field(default=None, compare=False, repr=False)
+    """The job as this lease took it (RUNNING, at this attempt, under this token): what its
+    handler is given, with no second read. A lease made by hand carries none."""
 
 
 @dataclass(frozen=True)
@@ -61,4 +64,23 @@ def job_from_row(row: Any) -> Job:
         last_error=row["last_error"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+    )
+
+
+def leased_job(row: Any, attempt: int, token: int, now: float) -> Job:
+    """The Job a lease takes, from its PENDING row: RUNNING now, at `attempt`, under
+    `token`, as the lease's own UPDATE leaves the row."""
+    return Job(
+        id=row["id"],
+        kind=row["kind"],
+        payload=json.loads(row["payload"]),
+        idempotency_key=row["idempotency_key"],
+        state="RUNNING",
+        attempts=attempt,
+        max_attempts=row["max_attempts"],
+        run_at=row["run_at"],
+        fencing_token=token,
+        last_error=row["last_error"],
+        created_at=row["created_at"],
+        updated_at=now,
     )

@@ -161,7 +161,7 @@ class Worker:
             if not started:
                 self.queue.start(lease)
             yield "started"
-            job = self.queue.get(lease.job_id)
+            job = self._job(lease)
             handler = self.handlers.get(job.kind)
             effect: Effect | None
             try:
@@ -253,7 +253,7 @@ class Worker:
         work never happened, and nothing will ever run it again."""
         self.queue.ack_on_receipt(lease)
         yield "started"
-        job = self.queue.get(lease.job_id)
+        job = self._job(lease)
         try:
             effect = self.queue.read_for(self.handlers[job.kind](job))
         except Exception:  # noqa: BLE001 - acknowledged already: nowhere is left to record it
@@ -261,6 +261,11 @@ class Worker:
             return
         self.queue.apply_after_ack(lease, effect)
         yield "effect_applied"
+
+    def _job(self, lease: Lease) -> Job:
+        """The job a handler is given: as its lease took it (no second read), so a handler
+        sees its own attempt whatever has happened to the job since."""
+        return self.queue.get(lease.job_id) if lease.job is None else lease.job
 
     def run_one(self) -> list[str]:
         """Run one attempt to its end, with no one interleaving; returns the steps taken."""
