@@ -150,6 +150,7 @@ def test_lease_hands_out_the_job_with_everything_recorded():
     )
     job = queue.get(job_id)
     assert (job.state, job.attempts, job.fencing_token) == ("RUNNING", 1, 1)
+    assert lease.job == job  # what the handler is given: the row as the lease left it
     execution = queue.store.one("SELECT * FROM executions WHERE id = 1")
     assert (execution["status"], execution["lease_expires_at"], execution["worker"]) == (
         "LEASED",
