@@ -98,7 +98,29 @@ def _every(cursor: psycopg.Cursor) -> list[Any]:
     return cursor.fetchall() if cursor.description is not None else []
 
 
-def _run(conn: psycopg.Connection, sql: str, params: tuple | dict) -> psycopg.Cursor:
+class _Session:
+    """A connection whose transactions begin lazily: `BEGIN` goes out with the first
+    statement of a transaction, in one round trip (a pipeline of the two), instead of in
+    a round trip of its own; a transaction that runs no statement sends nothing."""
+
+    __slots__ = ("begin_pending", "conn")
+
+    def __init__(self, conn: psycopg.Connection) -> None:
+        self.conn = conn
+        self.begin_pending = False
+
+    def execute(self, query: Any, params: Any = None) -> psycopg.Cursor:
+        conn = self.conn
+        if not self.begin_pending:
+            return conn.execute(query, params)
+        self.begin_pending = False  # sent now; a failure leaves it to the transaction's end
+        with conn.pipeline():
+            conn.execute("BEGIN")
+            cursor = conn.execute(query, params)
+        return cursor
+
+
+def _run(conn: "_Session", sql: str, params: tuple | dict) -> psycopg.Cursor:
     """Run one statement of the runtime's SQL (with no parameters, psycopg reads no
     placeholders, so the text goes as it is)."""
     if not params:
@@ -150,7 +172,7 @@ class PgTx:
     locks_rows = True
     skip_locked = " FOR UPDATE SKIP LOCKED"
 
-    def __init__(self, conn: psycopg.Connection) -> None:
+    def __init__(self, conn: _Session) -> None:
         self._conn = conn
 
     def execute(self, sql: str, params: tuple | dict = ()) -> psycopg.Cursor:
@@ -217,13 +239,16 @@ class PgTransaction:
         try:
             if store.before_transaction is not None:
                 store.before_transaction()
-            store._conn.execute("BEGIN")
         except _TRANSIENT as error:
             raise StoreUnavailable(f"{store.path}: {error}") from error
-        return PgTx(store._conn)
+        store._session.begin_pending = True
+        return PgTx(store._session)
 
     def __exit__(self, kind: type | None, error: BaseException | None, trace: Any) -> None:
-        conn = self._store._conn
+        session, conn = self._store._session, self._store._conn
+        if session.begin_pending:  # no statement ran: nothing was begun
+            session.begin_pending = False
+            return
         if kind is not None:
             _rollback(conn)
             if isinstance(error, _TRANSIENT):
@@ -249,6 +274,9 @@ class PgStore:
 
     def __init__(self, conn: psycopg.Connection, url: str) -> None:
         self._conn = conn
+        self._session = _Session(conn)
+        """Every statement of the runtime's goes through here (a transaction's BEGIN with
+        its first statement); migrations and wipes use the connection itself."""
         self.path = url
         self.before_transaction: Callable[[], None] | None = None
 
@@ -314,10 +342,10 @@ class PgStore:
         return PgTransaction(self)
 
     def one(self, sql: str, params: tuple | dict = ()) -> Any:
-        return _first(_run(self._conn, sql, params))
+        return _first(_run(self._session, sql, params))
 
     def all(self, sql: str, params: tuple | dict = ()) -> list[Any]:
-        return _every(_run(self._conn, sql, params))
+        return _every(_run(self._session, sql, params))
 
     def tuples(self, sql: str, params: tuple | dict = ()) -> list[tuple[Any, ...]]:
         return [tuple(row) for row in self.all(sql, params)]
@@ -326,11 +354,11 @@ class PgStore:
         return [event(*row) for row in self.all(EVENTS_AFTER, (after_seq,))]
 
     def schema_version(self) -> int:
-        return self._conn.execute("SELECT schema_version FROM fmlab_meta").fetchone()[0]
+        return self._session.execute("SELECT schema_version FROM fmlab_meta").fetchone()[0]
 
     def schema_cookie(self) -> int:
         """Changes whenever a table or trigger of this schema is made or dropped."""
-        row = self._conn.execute(
+        row = self._session.execute(
             "SELECT count(*), coalesce(max(c.oid::bigint), 0) + coalesce(sum(t.oid::bigint), 0)"
             " FROM pg_class c LEFT JOIN pg_trigger t ON t.tgrelid = c.oid AND NOT t.tgisinternal"
             " WHERE c.relnamespace = current_schema()::text::regnamespace AND c.relkind = 'r'"
@@ -338,7 +366,7 @@ class PgStore:
         return hash((row[0], row[1]))
 
     def triggers(self) -> frozenset[str]:
-        rows = self._conn.execute(
+        rows = self._session.execute(
             "SELECT t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid"
             " WHERE c.relnamespace = current_schema()::text::regnamespace AND NOT t.tgisinternal"
         )
@@ -348,7 +376,7 @@ class PgStore:
         """The server's clock, in seconds since the epoch: the time authority every
         machine sharing this queue agrees on (runtime.clock.DatabaseClock)."""
         try:
-            row = self._conn.execute("SELECT extract(epoch FROM clock_timestamp())::float8")
+            row = self._session.execute("SELECT extract(epoch FROM clock_timestamp())::float8")
             return row.fetchone()[0]
         except _TRANSIENT as error:
             raise StoreUnavailable(f"{self.path}: {error}") from error

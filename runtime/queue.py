@@ -226,9 +226,9 @@ class Queue:
         leased exactly as `lease` leases one: its own token, execution and events."""
         if count < 1:
             raise UsageError(f"count must be at least 1, got {count}")
-        now = self.clock.now()
         leases = []
         with self.store.transaction() as tx:
+            now = self.clock.now()
             if kinds is None:
                 rows = tx.all(
                     "SELECT * FROM jobs"
@@ -398,9 +398,9 @@ class Queue:
         rescued and run again (at least once, as always; the commit boundary keeps each
         effect once)."""
         self._needs_commit_boundary()
-        now = self.clock.now()
         completed = []
         with self.store.transaction() as tx:
+            now = self.clock.now()
             # Every lock before any event: the jobs, then the effects, each in one order.
             tx.lock_jobs(*sorted({lease.job_id for lease, _ in done}))
             for effect in sorted(
@@ -535,9 +535,8 @@ class Queue:
     def log_succeeded(self, lease: Lease) -> None:
         """Lever `one_transaction` off: the `job.succeeded` event, after the moves it
         records. Not fenced: the job is no longer RUNNING, so a fence would refuse it."""
-        now = self.clock.now()
         with self.store.transaction() as tx:
-            log_succeeded(tx, now, lease)
+            log_succeeded(tx, self.clock.now(), lease)
 
     def ack_on_receipt(self, lease: Lease) -> None:
         """Lever `ack_after_commit` off: tell the queue the job is done as soon as it is
@@ -569,8 +568,8 @@ class Queue:
         """Lever `ack_after_commit` off: the work, after the job was acknowledged on
         receipt. Not fenced (the job is already finished, so a fence would refuse it):
         nothing guards it, and nothing retries it if it never happens."""
-        now = self.clock.now()
         with self.store.transaction() as tx:
+            now = self.clock.now()
             lock_effect(tx, effect)
             self._apply(tx, now, lease, effect)
 
@@ -646,9 +645,9 @@ class Queue:
         """
         if not self.policies.reaper:
             return []
-        now = self.clock.now()
         rescued: list[int] = []
         with self.store.transaction() as tx:
+            now = self.clock.now()
             expired = tx.all(_EXPIRED_SQL, (now,))
             if tx.locks_rows and expired:
                 # A worker may be moving one of these jobs this instant: hold them all (in
@@ -702,8 +701,8 @@ class Queue:
         """Give a DEAD job a fresh attempt budget. Explicit, logged, never automatic."""
         if not reason:
             raise UsageError("a redrive needs a reason")
-        now = self.clock.now()
         with self.store.transaction() as tx:
+            now = self.clock.now()
             tx.lock_jobs(job_id)
             job = job_row(tx, job_id)
             if job["state"] != states.DEAD:
@@ -817,8 +816,8 @@ class Queue:
         Without lever `fencing` the write runs unchecked: the store takes the worker's word
         that it still holds the job, and only the state machine can refuse the write.
         """
-        now = self.clock.now()
         with self.store.transaction() as tx:
+            now = self.clock.now()
             tx.lock_jobs(lease.job_id)
             lost = self._still_held(tx, now, lease, action)
             if lost is None:
