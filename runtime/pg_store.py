@@ -98,28 +98,6 @@ def _every(cursor: psycopg.Cursor) -> list[Any]:
     return cursor.fetchall() if cursor.description is not None else []
 
 
-class _Session:
-    """A connection whose transactions begin lazily: `BEGIN` goes out with the first
-    statement of a transaction, in one round trip (a pipeline of the two), instead of in
-    a round trip of its own; a transaction that runs no statement sends nothing."""
-
-    __slots__ = ("begin_pending", "conn")
-
-    def __init__(self, conn: psycopg.Connection) -> None:
-        self.conn = conn
-        self.begin_pending = False
-
-    def execute(self, query: Any, params: Any = None) -> psycopg.Cursor:
-        conn = self.conn
-        if not self.begin_pending:
-            return conn.execute(query, params)
-        self.begin_pending = False  # sent now; a failure leaves it to the transaction's end
-        with conn.pipeline():
-            conn.execute("BEGIN")
-            cursor = conn.execute(query, params)
-        return cursor
-
-
 def _run(conn: "_Session", sql: str, params: tuple | dict) -> psycopg.Cursor:
     """Run one statement of the runtime's SQL (with no parameters, psycopg reads no
     placeholders, so the text goes as it is)."""
@@ -135,7 +113,63 @@ _APPEND = (
     " SELECT last_seq, %s::float8, %s::text, %s::bigint, %s::bigint, %s::text, %s::text"
     " FROM head RETURNING seq"
 )
-"""One round trip an event: the next seq from the head row and the row that takes it."""
+"""One statement an event: the next seq from the head row and the row that takes it."""
+
+
+class _Session:
+    """A connection that saves round trips inside a transaction. `BEGIN` goes out with the
+    transaction's first statement, in one round trip (a psycopg pipeline), and a
+    transaction that runs no statement sends nothing. An event appended once the
+    transaction holds the log's head (after its first append: runtime.pg_schema) has a
+    seq known in advance, so its append waits and goes out with the next statement or the
+    COMMIT; the seq the server gives it is checked against the one handed out."""
+
+    __slots__ = ("conn", "deferred", "head")
+
+    def __init__(self, conn: psycopg.Connection) -> None:
+        self.conn = conn
+        self.deferred: list[tuple[str, Any, int | None]] = []
+        """Statements to send before the next one, each with the first column it must
+        return (None: any)."""
+        self.head: int | None = None
+        """The log's last seq, while this transaction holds the head row."""
+
+    def begin(self) -> None:
+        self.deferred = [("BEGIN", None, None)]
+        self.head = None
+
+    def begun(self) -> bool:
+        """Whether anything of the current transaction has gone to the server."""
+        return self.deferred[:1] != [("BEGIN", None, None)]
+
+    def end(self) -> None:
+        """The transaction is over, or never began: nothing of it is left to send."""
+        self.deferred = []
+        self.head = None
+
+    def execute(self, query: Any, params: Any = None) -> psycopg.Cursor:
+        conn = self.conn
+        if not self.deferred:
+            return conn.execute(query, params)
+        deferred, self.deferred = self.deferred, []
+        with conn.pipeline():
+            sent = [(conn.execute(q, p), expected) for q, p, expected in deferred]
+            cursor = conn.execute(query, params)
+        for earlier, expected in sent:
+            if expected is not None and earlier.fetchone()[0] != expected:
+                raise DatabaseError("the event log's head moved under a transaction holding it")
+        return cursor
+
+    def append(self, params: tuple[Any, ...]) -> int:
+        """Append one event to the log (`_APPEND`); returns its seq."""
+        if self.head is None:  # the first of the transaction: take the head, and learn it
+            self.head = self.execute(_APPEND, params).fetchone()[0]
+        else:  # the head is this transaction's until it ends: the next seq is known
+            self.head += 1
+            self.deferred.append((_APPEND, params, self.head))
+        return self.head
+
+
 _INSERT = re.compile(r"^\s*INSERT INTO (\w+) \(([^)]*)\) VALUES \((.*)\)\s*$", re.DOTALL)
 _NEXT_ID = {
     table: f"UPDATE fmlab_meta SET last_{table} = last_{table} + 1 RETURNING last_{table}"
@@ -221,8 +255,7 @@ class PgTx:
     ) -> int:
         """Append one event; returns its seq, taken from the log's head (which this
         transaction then holds until it ends: runtime.pg_schema)."""
-        row = self._conn.execute(_APPEND, (at, type, job, execution, worker, dumps(detail)))
-        return row.fetchone()[0]
+        return self._conn.append((at, type, job, execution, worker, dumps(detail)))
 
 
 class PgTransaction:
@@ -241,24 +274,30 @@ class PgTransaction:
                 store.before_transaction()
         except _TRANSIENT as error:
             raise StoreUnavailable(f"{store.path}: {error}") from error
-        store._session.begin_pending = True
+        store._session.begin()
         return PgTx(store._session)
 
     def __exit__(self, kind: type | None, error: BaseException | None, trace: Any) -> None:
         session, conn = self._store._session, self._store._conn
-        if session.begin_pending:  # no statement ran: nothing was begun
-            session.begin_pending = False
+        if not session.begun():  # no statement ran: nothing was begun
+            session.end()
             return
         if kind is not None:
+            session.end()  # what waited to be sent never will be
             _rollback(conn)
             if isinstance(error, _TRANSIENT):
                 raise StoreUnavailable(f"{self._store.path}: {error}") from error
             return
         try:
-            conn.execute("COMMIT")
-        except _TRANSIENT as failure:
+            session.execute("COMMIT")  # with the appends still waiting
+        except BaseException as failure:
+            # A waiting append refused leaves the transaction open and aborted: end it.
+            session.end()
             _rollback(conn)
-            raise StoreUnavailable(f"{self._store.path}: {failure}") from failure
+            if isinstance(failure, _TRANSIENT):
+                raise StoreUnavailable(f"{self._store.path}: {failure}") from failure
+            raise
+        session.end()
 
 
 def _rollback(conn: psycopg.Connection) -> None:

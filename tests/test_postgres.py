@@ -74,19 +74,23 @@ def test_workers_leasing_at_once_each_get_a_different_job(pg_schemas):
 
 def test_the_log_commits_in_seq_order_with_no_gap(pg_schemas):
     """A reader that follows the log by `seq > last` must never skip an event that
-    commits late. Writers on six connections append while a reader follows; every seq
-    it saw came in order, with none missing, and a rolled-back append left no hole."""
+    commits late. Writers on six connections append while a reader follows, two events a
+    transaction (the second goes out with the COMMIT: runtime.pg_store._Session); every
+    seq it saw came in order, with none missing, and a rolled-back append left no hole."""
     url = pg_schemas.new_url()
     reader = PgStore.open(url)
 
     def write(slot: int) -> None:
         store = PgStore.open(url, create=False)
-        for n in range(60):
+        for n in range(30):
             with store.transaction() as tx:
-                tx.event(float(n), "test.appended", worker=f"w{slot}", n=n)
+                first = tx.event(float(n), "test.appended", worker=f"w{slot}", n=n)
+                second = tx.event(float(n), "test.appended", worker=f"w{slot}", n=n)
+                assert second == first + 1
         with pytest.raises(RuntimeError), store.transaction() as tx:
             tx.event(0.0, "test.rolled_back", worker=f"w{slot}")
-            raise RuntimeError("the transaction fails after its append")
+            tx.event(0.0, "test.rolled_back", worker=f"w{slot}")
+            raise RuntimeError("the transaction fails after its appends")
         store.close()
 
     threads = [threading.Thread(target=write, args=(slot,)) for slot in range(6)]
@@ -101,6 +105,22 @@ def test_the_log_commits_in_seq_order_with_no_gap(pg_schemas):
 
     assert seen == list(range(1, 361))
     assert {e.type for e in reader.events()} == {"test.appended"}
+
+
+def test_an_append_refused_at_the_commit_takes_its_transaction_with_it(pg_schemas):
+    """An event appended after a transaction's first goes out with the next statement or
+    the COMMIT. The server refusing it there must roll back the whole transaction and
+    leave the connection ready for the next one."""
+    store = PgStore.open(pg_schemas.new_url())
+    refused = pytest.raises(psycopg.errors.UntranslatableCharacter)  # jsonb takes no \u0000
+    with refused, store.transaction() as tx:
+        tx.event(0.0, "test.first", worker="w1")
+        tx.event(0.0, "test.refused", worker="w1", text="\x00")
+
+    assert store.events() == []
+    with store.transaction() as tx:
+        assert tx.event(0.0, "test.after", worker="w1") == 1
+    assert [e.type for e in store.events()] == ["test.after"]
 
 
 def test_two_submits_of_one_key_at_once_make_one_job(pg_schemas):
