@@ -11,6 +11,7 @@ lease (runtime.clock.DatabaseClock), as `fmlab worker` does there.
 import os
 import random
 import sys
+import textwrap
 import time
 from dataclasses import dataclass
 from importlib import metadata
@@ -166,17 +167,20 @@ def section(results: list[Measured], jobs: int, server_version: str) -> str:
         if lab is not other
         for n in (1, 2)
     ]
+    about = (
+        f"The runtime and procrastinate {metadata.version('procrastinate')} on one PostgreSQL "
+        f"{server_version} server (`make pg-up`: loopback, fsync on, default settings), each "
+        f"in a fresh schema: {jobs:,} no-op jobs submitted, then processed by worker "
+        "processes started beforehand and released together. The runtime one job at a time "
+        "(a submit a transaction; a lease with its start, then a completion: two "
+        "transactions a job) and batched as on SQLite (100 submits a transaction; 8 jobs "
+        "leased in one transaction and completed in another); procrastinate one job at a "
+        "time, as its `defer` and `run_worker` (concurrency 1, polling, no LISTEN/NOTIFY) do."
+    )
     return (
         "### On PostgreSQL\n\n"
-        f"The runtime and procrastinate {metadata.version('procrastinate')} on one PostgreSQL\n"
-        f"{server_version} server (`make pg-up`: loopback, fsync on, default settings), each\n"
-        f"in a fresh schema: {jobs:,} no-op jobs submitted, then processed by worker\n"
-        "processes started beforehand and released together. The runtime one job at a time\n"
-        "(a submit a transaction; a lease with its start, then a completion: two\n"
-        "transactions a job) and batched as on SQLite (100 submits a transaction; 8 jobs\n"
-        "leased in one transaction and completed in another); procrastinate one job at a\n"
-        "time, as its `defer` and `run_worker` (concurrency 1, polling, no LISTEN/NOTIFY) do.\n\n"
-        "| system | submits/s | jobs/s, 1 worker process | jobs/s, 2 worker processes |\n"
+        + textwrap.fill(about, width=90, break_on_hyphens=False)
+        + "\n\n| system | submits/s | jobs/s, 1 worker process | jobs/s, 2 worker processes |\n"
         "| --- | ---: | ---: | ---: |\n" + "\n".join(rows) + "\n\n" + "\n".join(verdicts) + "\n"
     )
 
