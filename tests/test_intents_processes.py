@@ -5,14 +5,15 @@ Each lease is one transaction (BEGIN IMMEDIATE), so the two processes queue on S
 write lock and never take the same job; each call to the sync target is logged
 (`dependency.called`), so "synced twice" is a count, not a guess.
 
-SQLite's write lock is not fair: a process in a tight loop of short transactions can
-starve the other one, which then finds nothing left to do. A run where one process did
-everything proves nothing about sharing, so the session is repeated (twelve times at
-most) until both processes did some of the work; every run, shared or not, must be safe.
-On 2 cores one process starved in 8 of 12 runs of 500 intents in one sample, 3 of 12 in
-another; and under the load of the rest of the suite a whole test of six runs failed. Both
-start held at the write lock: the test holds it until both processes have the file open,
-so neither has finished before the other has begun, however loaded the machine.
+Sharing is part of the proof: a run where one process did everything proves nothing about
+two at once. SQLite's write lock is not fair, and with SQLite's own busy handler (which
+looks again only after growing sleeps, up to 100 ms) one process starved the other in 16 of
+20 runs. The store now looks for the lock every millisecond (runtime.store._patiently), and
+the same 20 runs split the work evenly enough: the busiest process did at most 66%. So a
+run must leave each process at least a tenth of the work; a machine loaded enough to
+starve one process anyway gets three runs. Both start held at the write lock: the test
+holds it until both processes have the file open, so neither has finished before the
+other has begun, however loaded the machine.
 """
 
 import sqlite3
@@ -30,7 +31,8 @@ from runtime.store import Store
 
 FMLAB = Path(sys.executable).parent / "fmlab"
 INTENTS = 500
-RUNS_MAX = 12
+RUNS_MAX = 3
+SHARE_MIN = 0.1
 OPEN_WAIT_S = 30.0
 
 
@@ -98,6 +100,6 @@ def test_two_processes_share_the_work_and_sync_each_intent_once(tmp_path):
     splits = []
     for run in range(RUNS_MAX):
         splits.append(two_processes_at_once(tmp_path / f"lab{run}.db"))
-        if all(splits[-1]):
+        if min(splits[-1]) >= SHARE_MIN * sum(splits[-1]):
             return
-    raise AssertionError(f"one process did all the work in every run: {splits}")
+    raise AssertionError(f"one process starved the other in every run: {splits}")
