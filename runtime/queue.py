@@ -10,6 +10,10 @@ in the same transaction as one event whose detail records the move (`job_state`,
 `execution_state`: [before, after]). A worker's write (start, heartbeat, effect, commit,
 ack, fail) is fenced: it goes through only while the worker's lease is the job's newest
 and has not expired. A refused write changes nothing but a `lease.lost` event.
+
+A method reads its time once its transaction has begun: a writer that waited for the lock
+sets and checks leases by the time it got it, and on PostgreSQL the server's clock is read
+in the round trip that begins the transaction.
 """
 
 import contextlib
