@@ -1,6 +1,6 @@
 """The lab's schema on PostgreSQL: the same tables, versions and refusals as on SQLite.
 
-Each version here makes what the SQLite migration of the same number makes (runtime.store),
+Each version here makes what the SQLite migration of the same number makes (runtime.schema),
 in PostgreSQL's words: identity columns for row ids, double precision for times, a JSON
 check by cast, and the append-only refusals as triggers on one shared function. The
 event log also refuses TRUNCATE, which SQLite does not have.

@@ -28,7 +28,8 @@ from psycopg.adapt import Loader
 
 from runtime.errors import DatabaseError, StoreUnavailable
 from runtime.pg_schema import APPLICATION, META, MIGRATIONS, NUMBERED, TABLES
-from runtime.store import EVENTS_AFTER, SCHEMA_VERSION, Event, dumps, event
+from runtime.schema import SCHEMA_VERSION
+from runtime.store import EVENTS_AFTER, Event, dumps, event
 
 SCHEMES = ("postgresql://", "postgres://")
 CONNECT_TIMEOUT_S = 5

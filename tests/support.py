@@ -15,7 +15,8 @@ from runtime.clock import SimClock
 from runtime.effects import Effect
 from runtime.policies import Policies
 from runtime.queue import Queue
-from runtime.store import APPLICATION_ID, MIGRATIONS, Store, _statements
+from runtime.schema import APPLICATION_ID, MIGRATIONS, statements
+from runtime.store import Store
 
 POLICIES = Policies(
     commit_boundary=True,
@@ -52,7 +53,7 @@ def schema_1_file(path: Path, *, with_job: bool = False) -> None:
     """A lab database as the first schema left it (no accounts, no intents), made by hand:
     what a file written by an older lab looks like when a newer one opens it."""
     conn = sqlite3.connect(path)
-    for statement in _statements(MIGRATIONS[1]):
+    for statement in statements(MIGRATIONS[1]):
         conn.execute(statement)
     conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
     conn.execute("PRAGMA user_version = 1")

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from runtime.cli import main
-from runtime.store import SCHEMA_VERSION, Store
+from runtime.schema import SCHEMA_VERSION
+from runtime.store import Store
 
 
 @pytest.fixture

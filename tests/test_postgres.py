@@ -19,7 +19,7 @@ from runtime.effects import Effect
 from runtime.errors import DatabaseError, StoreUnavailable
 from runtime.pg_store import PgStore
 from runtime.queue import Queue
-from runtime.store import SCHEMA_VERSION
+from runtime.schema import SCHEMA_VERSION
 from runtime.stores import time_authority
 from tests.backends import stores
 from tests.test_happy_path import story

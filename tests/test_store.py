@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from runtime.errors import DatabaseError, StoreUnavailable
-from runtime.store import APPLICATION_ID, SCHEMA_VERSION, Store, dumps
+from runtime.schema import APPLICATION_ID, SCHEMA_VERSION
+from runtime.store import Store, dumps
 from tests.support import schema_1_file
 
 TABLES = {
