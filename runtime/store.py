@@ -2,9 +2,10 @@
 
 Every operation of the runtime is one `BEGIN IMMEDIATE` transaction (`Store.transaction`),
 so a crash between two operations leaves the database at one of them, never between.
-File databases run in WAL mode with a busy timeout and `synchronous=FULL`: an operation
-that returned is on disk. The event log is append-only, and the database itself refuses
-UPDATE and DELETE on it (triggers), so no bug in Python can rewrite history.
+File databases run in WAL mode and `synchronous=FULL`: an operation that returned is on
+disk. A writer waits for another process's lock, looking for it every millisecond. The
+event log is append-only, and the database itself refuses UPDATE and DELETE on it
+(triggers), so no bug in Python can rewrite history.
 
 A file is checked before anything is written to it: missing, corrupt, foreign (another
 application's database) or newer-schema files raise `DatabaseError` and stay untouched.
