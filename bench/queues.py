@@ -187,7 +187,7 @@ def plot(runs: list[Run]) -> None:
     import matplotlib.pyplot as plt
 
     names = [r.name for r in runs if r.synchronous == LEVELS[0]]
-    figure, axes = plt.subplots(figsize=(8, 4), dpi=100)
+    figure, axes = plt.subplots(figsize=(10, 4.2), dpi=100)
     width = 0.4
     for offset, level in enumerate(LEVELS):
         values = [
@@ -195,7 +195,7 @@ def plot(runs: list[Run]) -> None:
         ]
         positions = [i + (offset - 0.5) * width for i in range(len(names))]
         axes.bar(positions, values, width, label=f"synchronous={level}")
-    axes.set_xticks(range(len(names)), names, rotation=15)
+    axes.set_xticks(range(len(names)), [name.replace(", ", ",\n") for name in names], fontsize=9)
     axes.set_ylabel("jobs/s (submit, run, acknowledge)")
     axes.set_title("One process, one SQLite file in WAL mode, no-op jobs")
     axes.legend()
