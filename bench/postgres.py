@@ -191,4 +191,8 @@ def server_version(url: str) -> str:
 
 
 if __name__ == "__main__" and len(sys.argv) == 4 and sys.argv[1] == "--drain":
-    sys.exit(drain(sys.argv[2], sys.argv[3]))
+    # Run from the module by its own name, so procrastinate's app is not one made in
+    # __main__ (which it warns about on every start).
+    from bench import postgres
+
+    sys.exit(postgres.drain(sys.argv[2], sys.argv[3]))
