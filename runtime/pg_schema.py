@@ -185,6 +185,12 @@ MIGRATIONS: dict[int, str] = {
     ALTER TABLE tickets ADD COLUMN idempotency_key TEXT;
     CREATE UNIQUE INDEX tickets_by_idempotency_key ON tickets (idempotency_key);
     """,
+    # Only ready work is looked up by its time: an index of the PENDING jobs alone is
+    # written when a job is submitted and when it is leased, not at every move.
+    7: """
+    DROP INDEX jobs_ready;
+    CREATE INDEX jobs_ready ON jobs (run_at, id) WHERE state = 'PENDING';
+    """,
 }
 
 NUMBERED = ("jobs", "executions", "effects", "intents", "tickets")
