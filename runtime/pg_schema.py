@@ -191,6 +191,12 @@ MIGRATIONS: dict[int, str] = {
     DROP INDEX jobs_ready;
     CREATE INDEX jobs_ready ON jobs (run_at, id) WHERE state = 'PENDING';
     """,
+    # As on SQLite, the open executions alone: this index held every execution ever made.
+    8: """
+    DROP INDEX executions_open;
+    CREATE INDEX executions_open ON executions (lease_expires_at)
+        WHERE status IN ('LEASED', 'IN_PROGRESS', 'COMMITTED');
+    """,
 }
 
 NUMBERED = ("jobs", "executions", "effects", "intents", "tickets")

@@ -61,8 +61,11 @@ _EXPIRED_LEASES = (
 """The open executions whose lease had run out by `?`: what the reaper rescues."""
 _EXPIRED_SQL = (
     "SELECT e.id, e.job_id, e.status, e.worker, e.lease_expires_at,"
-    f" j.attempts, j.max_attempts {_EXPIRED_LEASES} ORDER BY e.id"
+    f" j.attempts, j.max_attempts {_EXPIRED_LEASES} ORDER BY +e.id"
 )
+"""`+e.id`: the same order, but SQLite, seeing no index to order by, no longer prefers to
+read every job and look up its execution (2 ms at 50,000 jobs) over the index of open
+executions (executions_open) and a lookup of each one's job (microseconds)."""
 T = TypeVar("T")
 _BORN = {False: states.LEASED, True: states.IN_PROGRESS}
 """The status an execution row is written with: LEASED, or IN_PROGRESS when leased and

@@ -163,6 +163,13 @@ MIGRATIONS: dict[int, str] = {
     DROP INDEX jobs_ready;
     CREATE INDEX jobs_ready ON jobs (run_at, id) WHERE state = 'PENDING';
     """,
+    # The reaper and the scheduler look for open leases by their deadline: without an
+    # index every look read every execution ever made (2 ms at 50,000, each time a
+    # worker looked); this one holds the open executions alone.
+    8: """
+    CREATE INDEX executions_open ON executions (lease_expires_at)
+        WHERE status IN ('LEASED', 'IN_PROGRESS', 'COMMITTED');
+    """,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from runtime.errors import DatabaseError, StoreUnavailable
+from runtime.queue import _EXPIRED_LEASES, _EXPIRED_SQL
 from runtime.schema import APPLICATION_ID, SCHEMA_VERSION
 from runtime.store import Store, dumps
 from tests.support import schema_1_file
@@ -72,15 +73,16 @@ def test_a_new_database_is_at_the_current_schema_and_marked_as_ours(store):
 
 def test_a_database_of_an_older_schema_is_migrated_on_open_and_keeps_its_rows(tmp_path):
     """Schema 2 added `accounts`, 3 `intents`, 4 the derived failure views, 5 the tickets
-    service's tables, 6 their idempotency keys, 7 an index of the ready jobs alone; a file
-    made at schema 1 gains them all, one migration per transaction, and loses nothing it
-    held. The lease's query then finds its job through the new index."""
+    service's tables, 6 their idempotency keys, 7 an index of the ready jobs alone, 8 one of
+    the open executions alone; a file made at schema 1 gains them all, one migration per
+    transaction, and loses nothing it held. The lease's query then finds its job through
+    the new index, and the reaper's looks for expired leases read the other."""
     path = tmp_path / "v1.db"
     schema_1_file(path, with_job=True)
 
     store = Store.open(path)
 
-    assert store.schema_version() == SCHEMA_VERSION == 7
+    assert store.schema_version() == SCHEMA_VERSION == 8
     assert store.one("SELECT count(*) FROM accounts")[0] == 0
     assert store.one("SELECT count(*) FROM tickets")[0] == 0
     assert store.one("SELECT count(*) FROM intents")[0] == 0
@@ -89,6 +91,9 @@ def test_a_database_of_an_older_schema_is_migrated_on_open_and_keeps_its_rows(tm
     assert store.one(ready, (1e12,))[0] == 1
     plan = " ".join(row[3] for row in store.all("EXPLAIN QUERY PLAN " + ready, (1e12,)))
     assert "USING INDEX jobs_ready" in plan
+    for expired in (_EXPIRED_SQL, f"SELECT 1 {_EXPIRED_LEASES} LIMIT 1"):
+        plan = " ".join(row[3] for row in store.all("EXPLAIN QUERY PLAN " + expired, (0.0,)))
+        assert "SEARCH e USING INDEX executions_open" in plan, plan
 
 
 def test_file_databases_run_in_wal_mode_with_synchronous_full(tmp_path):
