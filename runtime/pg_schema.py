@@ -194,8 +194,7 @@ MIGRATIONS: dict[int, str] = {
     # As on SQLite, the open executions alone: this index held every execution ever made.
     8: """
     DROP INDEX executions_open;
-    CREATE INDEX executions_open ON executions (lease_expires_at)
-        WHERE status IN ('LEASED', 'IN_PROGRESS', 'COMMITTED');
+    CREATE INDEX executions_open ON executions (lease_expires_at) WHERE finished_at IS NULL;
     """,
 }
 

@@ -54,7 +54,7 @@ from runtime.tickets import projection
 REAPER = "reaper"
 _EXPIRED_LEASES = (
     "FROM executions e JOIN jobs j ON j.id = e.job_id"
-    " WHERE e.status IN ('LEASED', 'IN_PROGRESS', 'COMMITTED')"
+    " WHERE e.finished_at IS NULL AND e.status IN ('LEASED', 'IN_PROGRESS', 'COMMITTED')"
     " AND e.lease_expires_at <= ? AND j.state = 'RUNNING'"
     " AND j.fencing_token = e.fencing_token"
 )
@@ -778,7 +778,8 @@ class Queue:
             "SELECT min(t) FROM ("
             " SELECT run_at AS t FROM jobs WHERE state = 'PENDING' AND run_at > ?"
             " UNION ALL SELECT lease_expires_at FROM executions"
-            " WHERE status IN ('LEASED', 'IN_PROGRESS', 'COMMITTED') AND lease_expires_at > ?) due",
+            " WHERE finished_at IS NULL AND status IN ('LEASED', 'IN_PROGRESS', 'COMMITTED')"
+            " AND lease_expires_at > ?) due",
             (now, now),
         )[0]
 
