@@ -120,10 +120,11 @@ _APPEND = (
 class _Session:
     """A connection that saves round trips inside a transaction. `BEGIN` goes out with the
     transaction's first statement, in one round trip (a psycopg pipeline), and a
-    transaction that runs no statement sends nothing. An event appended once the
-    transaction holds the log's head (after its first append: runtime.pg_schema) has a
-    seq known in advance, so its append waits and goes out with the next statement or the
-    COMMIT; the seq the server gives it is checked against the one handed out."""
+    transaction that runs no statement sends nothing; a lock goes out with the statement
+    after it. An event appended once the transaction holds the log's head (after its
+    first append: runtime.pg_schema) has a seq known in advance, so its append waits and
+    goes out with the next statement or the COMMIT; the seq the server gives it is
+    checked against the one handed out."""
 
     __slots__ = ("conn", "deferred", "head")
 
@@ -160,6 +161,12 @@ class _Session:
             if expected is not None and earlier.fetchone()[0] != expected:
                 raise DatabaseError("the event log's head moved under a transaction holding it")
         return cursor
+
+    def lock(self, query: str, params: tuple[Any, ...]) -> None:
+        """Take a lock the transaction holds to its end (`SELECT ... FOR UPDATE`, an
+        advisory lock): nothing is read from it, so it goes out with the next statement,
+        which the server runs only once the lock is held."""
+        self.deferred.append((query, params, None))
 
     def append(self, params: tuple[Any, ...]) -> int:
         """Append one event to the log (`_APPEND`); returns its seq."""
@@ -237,12 +244,12 @@ class PgTx:
         return row_id
 
     def lock_jobs(self, *job_ids: int) -> None:
-        self._conn.execute(
+        self._conn.lock(
             "SELECT id FROM jobs WHERE id = ANY(%s) ORDER BY id FOR UPDATE", (list(job_ids),)
-        ).fetchall()
+        )
 
     def lock_key(self, key: str) -> None:
-        self._conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (key,))
+        self._conn.lock("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (key,))
 
     def event(
         self,
