@@ -50,7 +50,7 @@ from runtime.monitor import Monitor
 from runtime.observe import clusters, severity
 from runtime.policies import GUARDED, Policies
 from runtime.queue import REAPER, Queue
-from runtime.store import Event, Store
+from runtime.store import Event, Store, Tx
 from runtime.watch import install_watch, unwatch
 from runtime.worker import ENDINGS, Handler, Worker
 
@@ -301,8 +301,10 @@ class Simulation:
             dependency.declare(self.store, self.clock.now(), declared)
         for name, balance in scenario.accounts:
             accounts.open_account(self.store, self.clock.now(), name, balance)
-        for job in scenario.jobs:
-            self._submit(job)
+        if scenario.jobs:
+            with self.store.transaction() as tx:  # the client's submits, in one batch
+                for job in scenario.jobs:
+                    self._submit(tx, job)
         self._unrecorded = list(scenario.intents) if scenario.clients_record else []
         """Intents the client has yet to record."""
         self._client: Iterator[tuple[str, int]] | None = None
@@ -663,14 +665,15 @@ class Simulation:
             busy.sqlite_errorcode = sqlite3.SQLITE_BUSY  # type: ignore[attr-defined]
             raise busy
 
-    def _submit(self, job: JobSpec) -> int:
-        job_id = self.queue.submit(job.kind, dict(job.payload), idempotency_key=job.key)
+    def _submit(self, tx: Tx, job: JobSpec) -> int:
+        queue = self.queue
+        job_id = queue.enqueue(tx, job.kind, dict(job.payload), idempotency_key=job.key)
         if "duplicate_delivery" in self.active_sites and self.choices.maybe(
             ("duplicate_delivery",), self.scenario.mix.firing, f"fault at submit of job {job_id}"
         ):
             self.marks.hit("fault.duplicate_delivery")
-            self.queue.note("fault.duplicate_delivery", job=job_id, key=job.key)
-            self.queue.submit(job.kind, dict(job.payload), idempotency_key=job.key)
+            tx.event(self.clock.now(), "fault.duplicate_delivery", job=job_id, key=job.key)
+            queue.enqueue(tx, job.kind, dict(job.payload), idempotency_key=job.key)
         return job_id
 
     # --- internals: checking ---------------------------------------------------------
