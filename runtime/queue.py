@@ -47,7 +47,7 @@ from runtime.moves import (
     succeed,
 )
 from runtime.policies import GUARDED, Policies
-from runtime.records import Job, Lease, Statistics, job_from_row, leased_job
+from runtime.records import Job, Lease, Statistics, job_from_row
 from runtime.store import Store, Tx, dumps
 from runtime.tickets import projection
 
@@ -287,7 +287,9 @@ class Queue:
             token,
             attempt,
             expires_at,
-            leased_job(row, attempt, token, now),
+            job_from_row(
+                row, state=states.RUNNING, attempts=attempt, fencing_token=token, updated_at=now
+            ),
         )
         if start:
             tx.event(

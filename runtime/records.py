@@ -49,38 +49,14 @@ class Statistics:
     oldest_pending_age_s: float
 
 
-def job_from_row(row: Any) -> Job:
-    """A Job from its row (any row that reads by column name)."""
-    return Job(
-        id=row["id"],
-        kind=row["kind"],
-        payload=json.loads(row["payload"]),
-        idempotency_key=row["idempotency_key"],
-        state=row["state"],
-        attempts=row["attempts"],
-        max_attempts=row["max_attempts"],
-        run_at=row["run_at"],
-        fencing_token=row["fencing_token"],
-        last_error=row["last_error"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
+def job_from_row(row: Any, **moved: Any) -> Job:
+    """A Job from its row (any row that reads by column name); `moved`: the columns the
+    caller has just changed in the same transaction, with their new values (a lease's
+    state, attempts, token and time)."""
+    fields = {name: row[name] for name in _JOB_FIELDS}
+    fields["payload"] = json.loads(fields["payload"])
+    fields.update(moved)
+    return Job(**fields)
 
 
-def leased_job(row: Any, attempt: int, token: int, now: float) -> Job:
-    """The Job a lease takes, from its PENDING row: RUNNING now, at `attempt`, under
-    `token`, as the lease's own UPDATE leaves the row."""
-    return Job(
-        id=row["id"],
-        kind=row["kind"],
-        payload=json.loads(row["payload"]),
-        idempotency_key=row["idempotency_key"],
-        state="RUNNING",
-        attempts=attempt,
-        max_attempts=row["max_attempts"],
-        run_at=row["run_at"],
-        fencing_token=token,
-        last_error=row["last_error"],
-        created_at=row["created_at"],
-        updated_at=now,
-    )
+_JOB_FIELDS = tuple(Job.__dataclass_fields__)
