@@ -27,6 +27,15 @@ POLICIES = Policies(
 )
 POINTS = Effect(sink="ledger", key="order-1001", detail={"points": 50})
 ORDER = {"order": 1001, "points": 50}
+SUCCEEDED_ONCE = [
+    "job.submitted",
+    "job.leased",
+    "execution.started",
+    "effect.applied",
+    "execution.committed",
+    "job.succeeded",
+]
+"""The log of one job that succeeded at its first attempt, with its effect."""
 
 
 def memory_store() -> Store:

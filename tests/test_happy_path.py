@@ -18,16 +18,8 @@ from runtime.policies import Policies
 from runtime.queue import Job, Queue
 from runtime.store import Store
 from runtime.worker import STEPS, Worker
-from tests.support import new_store
+from tests.support import SUCCEEDED_ONCE, new_store
 
-SUCCEEDED_ONCE = [
-    "job.submitted",
-    "job.leased",
-    "execution.started",
-    "effect.applied",
-    "execution.committed",
-    "job.succeeded",
-]
 FAILED_ATTEMPT = ["job.leased", "execution.started"]
 pytestmark = pytest.mark.usefixtures("backend")  # every test, on SQLite and on PostgreSQL
 
